@@ -1,0 +1,1 @@
+"""The public REST API: HTTP and HTTPS listeners in front of the one request handler."""

@@ -1,0 +1,282 @@
+"""``otppi``: the command line for headless provisioning.
+
+Every command reads ``OTPPI_ROOT``, prints one clear line (lists print one
+line per item) and exits non-zero on error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable
+
+from peewee import IntegrityError
+
+from . import __version__, keys
+from .auth import hash_password
+from .msisdn import normalize
+from .paths import Paths
+from .store import settings
+from .store.db import db, open_database
+from .store.migrations import migrate, require_current
+from .store.models import Administrator, ApiUser, BlockedNumber, Modem, SmsSettings
+
+
+class CliError(Exception):
+    """An error the user can act on: printed as one line, exit status 1."""
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if not args.password_stdin:
+        raise CliError("give the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        hash_password(password)  # validates length
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return password
+
+
+def _open(paths: Paths) -> None:
+    if not paths.database.exists():
+        raise CliError(f"no database at {paths.database}: run 'otppi migrate' first")
+    open_database(paths.database)
+    try:
+        require_current(db)
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from None
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_migrate(args: argparse.Namespace, paths: Paths) -> str:
+    keys.ensure_all(paths)
+    open_database(paths.database)
+    before, after = migrate(db)
+    if before == after:
+        return f"schema is up to date (version {after}) at {paths.database}"
+    return f"schema migrated from version {before} to {after} at {paths.database}"
+
+
+def _add_account(model: Any, what: str, args: argparse.Namespace, **extra: Any) -> str:
+    password = _read_password(args)
+    try:
+        with db.atomic():
+            model.create(username=args.name, password_hash=hash_password(password), **extra)
+            settings.bump_generation()
+    except IntegrityError:
+        raise CliError(f"{what} {args.name!r} already exists") from None
+    return f"{what} {args.name!r} added"
+
+
+def cmd_admin_add(args: argparse.Namespace, paths: Paths) -> str:
+    return _add_account(Administrator, "administrator", args, email=args.email or "", phone=args.phone or "")
+
+
+def cmd_api_user_add(args: argparse.Namespace, paths: Paths) -> str:
+    return _add_account(ApiUser, "API user", args, email=args.email or "", phone=args.phone or "")
+
+
+def cmd_api_user_remove(args: argparse.Namespace, paths: Paths) -> str:
+    with db.atomic():
+        if not ApiUser.delete().where(ApiUser.username == args.name).execute():
+            raise CliError(f"no API user named {args.name!r}")
+        settings.bump_generation()
+    return f"API user {args.name!r} removed"
+
+
+def cmd_api_user_list(args: argparse.Namespace, paths: Paths) -> str:
+    users = ApiUser.select().order_by(ApiUser.username)
+    return "\n".join(f"{u.username}\t{'active' if u.active else 'inactive'}" for u in users) or "no API users"
+
+
+def cmd_settings_get(args: argparse.Namespace, paths: Paths) -> str:
+    try:
+        value = settings.get(args.key)
+        secret = settings.is_secret(args.key)
+    except settings.SettingError as exc:
+        raise CliError(str(exc)) from None
+    return ("(set)" if value else "") if secret else _show(value)
+
+
+def cmd_settings_set(args: argparse.Namespace, paths: Paths) -> str:
+    try:
+        value = settings.set_text(args.key, args.value)
+    except settings.SettingError as exc:
+        raise CliError(str(exc)) from None
+    return f"{args.key} = {'(set)' if settings.is_secret(args.key) else _show(value)}"
+
+
+def cmd_settings_list(args: argparse.Namespace, paths: Paths) -> str:
+    return "\n".join(f"{key} = {_show(value)}" for key, value in settings.items())
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def _msisdn(number: str) -> str:
+    try:
+        return normalize(number, SmsSettings.load().country_code)
+    except ValueError:
+        raise CliError(f"{number!r} is not a phone number") from None
+
+
+def cmd_block_add(args: argparse.Namespace, paths: Paths) -> str:
+    msisdn = _msisdn(args.msisdn)
+    with db.atomic():
+        BlockedNumber.insert(msisdn=msisdn, source="cli").on_conflict_ignore().execute()
+    return f"{msisdn} blocked"
+
+
+def cmd_block_remove(args: argparse.Namespace, paths: Paths) -> str:
+    msisdn = _msisdn(args.msisdn)
+    with db.atomic():
+        if not BlockedNumber.delete().where(BlockedNumber.msisdn == msisdn).execute():
+            raise CliError(f"{msisdn} is not on the block list")
+    return f"{msisdn} unblocked"
+
+
+def cmd_block_list(args: argparse.Namespace, paths: Paths) -> str:
+    rows = BlockedNumber.select().order_by(BlockedNumber.msisdn)
+    return "\n".join(r.msisdn for r in rows) or "the block list is empty"
+
+
+def _prefixes(values: list[str]) -> str:
+    country = SmsSettings.load().country_code
+    out = []
+    for value in values:
+        for item in value.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            if not item.lstrip("+").isdigit():
+                raise CliError(f"prefix {item!r} must be digits")
+            # The seed stores prefixes as MSISDN: 0871 becomes 62871.
+            out.append(normalize(item, country) if len(item) >= 3 else item.lstrip("+"))
+    return ",".join(dict.fromkeys(out))
+
+
+def cmd_modem_add(args: argparse.Namespace, paths: Paths) -> str:
+    if not args.port.startswith("/"):
+        raise CliError("--port must be a device path such as /dev/ttyUSB0")
+    if args.baud not in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600):
+        raise CliError(f"--baud {args.baud} is not a standard baud rate")
+    try:
+        with db.atomic():
+            Modem.create(name=args.name, port=args.port, prefixes=_prefixes(args.prefix or []),
+                         is_default=args.default, send_from_api=not args.no_api, active=not args.inactive,
+                         baud_rate=args.baud)
+            settings.bump_generation()
+    except IntegrityError:
+        raise CliError(f"modem {args.name!r} already exists") from None
+    return f"modem {args.name!r} added on {args.port}"
+
+
+def cmd_modem_remove(args: argparse.Namespace, paths: Paths) -> str:
+    with db.atomic():
+        if not Modem.delete().where(Modem.name == args.name).execute():
+            raise CliError(f"no modem named {args.name!r}")
+        settings.bump_generation()
+    return f"modem {args.name!r} removed"
+
+
+def _modem_dict(m: Modem) -> dict[str, Any]:
+    return {"name": m.name, "port": m.port, "prefixes": m.prefix_list(), "default": m.is_default,
+            "send_from_api": m.send_from_api, "active": m.active, "baud_rate": m.baud_rate}
+
+
+def cmd_modem_list(args: argparse.Namespace, paths: Paths) -> str:
+    modems = [_modem_dict(m) for m in Modem.select().order_by(Modem.name)]
+    if args.json:
+        return json.dumps(modems)
+    if not modems:
+        return "no modems"
+    return "\n".join(
+        f"{m['name']}\t{m['port']}\tprefixes={','.join(m['prefixes']) or '-'}"
+        f"\t{'default' if m['default'] else '-'}\t{'api' if m['send_from_api'] else 'manual-only'}"
+        f"\t{'active' if m['active'] else 'inactive'}"
+        for m in modems
+    )
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _sub(parent: argparse._SubParsersAction, name: str, help: str, func: Callable | None = None) -> argparse.ArgumentParser:
+    parser = parent.add_parser(name, help=help, description=help)
+    if func is not None:
+        parser.set_defaults(func=func)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="otppi", description="Provision and inspect an OTP-Pi (reads OTPPI_ROOT).")
+    parser.add_argument("--version", action="version", version=f"otppi {__version__}")
+    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _sub(top, "migrate", "create or upgrade the database schema and the device keys", cmd_migrate)
+
+    admin = _sub(top, "admin", "administrators of the admin web").add_subparsers(dest="action", required=True)
+    p = _sub(admin, "add", "add an administrator", cmd_admin_add)
+    p.add_argument("name")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.add_argument("--email")
+    p.add_argument("--phone")
+
+    api_user = _sub(top, "api-user", "users allowed to call the REST API").add_subparsers(dest="action", required=True)
+    p = _sub(api_user, "add", "add an API user", cmd_api_user_add)
+    p.add_argument("name")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.add_argument("--email")
+    p.add_argument("--phone")
+    _sub(api_user, "remove", "remove an API user", cmd_api_user_remove).add_argument("name")
+    _sub(api_user, "list", "list API users", cmd_api_user_list)
+
+    sets = _sub(top, "settings", "read and change settings (section.field keys)").add_subparsers(dest="action", required=True)
+    _sub(sets, "get", "print one setting", cmd_settings_get).add_argument("key")
+    p = _sub(sets, "set", "change one setting; it applies live", cmd_settings_set)
+    p.add_argument("key")
+    p.add_argument("value")
+    _sub(sets, "list", "print every setting (secrets hidden)", cmd_settings_list)
+
+    block = _sub(top, "block", "the block list of numbers that never get SMS").add_subparsers(dest="action", required=True)
+    _sub(block, "add", "block a number", cmd_block_add).add_argument("msisdn")
+    _sub(block, "remove", "unblock a number", cmd_block_remove).add_argument("msisdn")
+    _sub(block, "list", "list blocked numbers", cmd_block_list)
+
+    modem = _sub(top, "modem", "modem records").add_subparsers(dest="action", required=True)
+    p = _sub(modem, "add", "register a modem", cmd_modem_add)
+    p.add_argument("name")
+    p.add_argument("--port", required=True, help="serial device, e.g. /dev/serial/by-id/usb-HUAWEI_…")
+    p.add_argument("--prefix", action="append", help="MSISDN prefix this modem sends to (repeatable)")
+    p.add_argument("--default", action="store_true", help="send numbers no prefix matches")
+    p.add_argument("--no-api", action="store_true", help="manual SMS only, never API traffic")
+    p.add_argument("--inactive", action="store_true", help="registered but never used")
+    p.add_argument("--baud", type=int, default=115200)
+    _sub(modem, "remove", "remove a modem", cmd_modem_remove).add_argument("name")
+    p = _sub(modem, "list", "list modems", cmd_modem_list)
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    paths = Paths.from_env()
+    try:
+        if args.func is not cmd_migrate:
+            _open(paths)
+        print(args.func(args, paths))
+    except CliError as exc:
+        print(f"otppi: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"otppi: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

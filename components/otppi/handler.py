@@ -1,0 +1,222 @@
+"""The one handler behind every ingress: a validated request in, a response out.
+
+REST and the broker feeders call :meth:`Handler.handle`; what a command means
+lives only here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from peewee import IntegrityError
+
+from . import codes, doorbell, otp
+from .contract import Request
+from .msisdn import mask, normalize
+from .outcome import OutcomeWatcher
+from .paths import Paths
+from .store.db import db
+from .store.models import BlockedNumber, EmailOutbox, GeneralSettings, Modem, SmsOutbox, SmsSettings
+from .store.outbox import Outbox, outcome_code, record_event
+
+log = logging.getLogger(__name__)
+
+ModemControl = Callable[[dict[str, Any], float], dict[str, Any]]
+
+
+@dataclass
+class Context:
+    paths: Paths
+    otp_key: bytes
+    watcher: OutcomeWatcher | None = None
+    #: Sends a request to the modem component's control socket; None when it is unreachable.
+    modem_control: ModemControl | None = None
+    clock: Callable[[], float] = time.time
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def response(req_name: str, code: str, data: dict[str, Any] | None = None, message: str = "") -> dict[str, Any]:
+    return {
+        "command": req_name,
+        "response_code": code,
+        "message": message or codes.MEANING[code],
+        "data": data or {},
+    }
+
+
+class Handler:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self._routes = {
+            "create-otp": self._create_otp,
+            "validate-otp": self._validate_otp,
+            "send-sms": self._send_sms,
+            "send-email": self._send_email,
+            "block-msisdn": self._block,
+            "unblock-msisdn": self._unblock,
+            "request-ussd": self._ussd,
+            "get-modem-list": self._modem_list,
+            "echo": self._echo,
+        }
+
+    def handle(self, req: Request, *, source: str, wait: float = 0.0) -> dict[str, Any]:
+        """Answer *req*; waits up to *wait* seconds for a delivery outcome, else 1111."""
+        return self._routes[req.command](req, source, wait)
+
+    # ---------------------------------------------------------------- helpers
+
+    def _msisdn(self, receiver: str) -> str:
+        return normalize(receiver, SmsSettings.load().country_code)
+
+    @staticmethod
+    def _blocked(msisdn: str) -> bool:
+        return BlockedNumber.select().where(BlockedNumber.msisdn == msisdn).exists()
+
+    def _expiry(self, req: Request, now: float) -> tuple[float, bool]:
+        """(expires_at, already expired and to be dropped)."""
+        general = GeneralSettings.load()
+        expires = req.data.get("expiration")
+        if expires is None:
+            return now + general.otp_expiration / 1000.0, False
+        return expires, bool(general.drop_expire_otp and expires <= now)
+
+    def _ring_owner(self, table: Outbox) -> None:
+        doorbell.ring(self.ctx.paths.doorbell("modem" if table is SmsOutbox else "mailer"))
+
+    def _await(self, req: Request, table: Outbox, row_id: int, wait: float, data: dict[str, Any]) -> dict[str, Any]:
+        state = "queued"
+        if wait > 0 and self.ctx.watcher is not None:
+            state = self.ctx.watcher.wait(table, row_id, wait)
+        else:
+            state = table.select(table.state).where(table.id == row_id).scalar()
+        code = outcome_code(table, state)
+        message = ""
+        if code != codes.SUCCESS and code != codes.QUEUED:
+            error = table.select(table.last_error).where(table.id == row_id).scalar()
+            message = f"{codes.MEANING[code]}: {error}" if error else ""
+        return response(req.name, code, data, message)
+
+    # ---------------------------------------------------------------- commands
+
+    def _create_otp(self, req: Request, source: str, wait: float) -> dict[str, Any]:
+        d = req.data
+        now = self.ctx.clock()
+        receiver = d["receiver"]
+        reply = {"date_time": d.get("date_time", int(now)), "receiver": receiver, "reference": d["reference"]}
+        email = "@" in receiver
+        key_receiver = receiver.strip().lower() if email else self._msisdn(receiver)
+        if not email and self._blocked(key_receiver):
+            return response(req.name, codes.BLOCKED, reply)
+        expires_at, drop = self._expiry(req, now)
+        if drop:
+            return response(req.name, codes.OTP_EXPIRED, reply, "expiration is already past: OTP dropped")
+        general = GeneralSettings.load()
+        params = [d.get(f"param{i}", "") for i in range(1, 5)]
+        code = otp.generate_code(general.otp_length)
+        template = d.get("message") or general.otp_message
+        body = template.replace("%s", code, 1)
+        mac = otp.compute_mac(self.ctx.otp_key, d["reference"], key_receiver, params, code)
+        table: Outbox = EmailOutbox if email else SmsOutbox
+        with db.atomic():
+            if not otp.reserve(d["reference"], now):
+                return response(req.name, codes.OTP_LIVE, reply)
+            if email:
+                subject = d.get("subject") or f"{general.device_name} one-time password"
+                row = EmailOutbox.create(kind="otp", source=source, receiver=key_receiver, subject=subject,
+                                         body=body, expires_at=expires_at)
+                otp.store(d["reference"], mac, "email", expires_at, email=row)
+            else:
+                row = SmsOutbox.create(kind="otp", source=source, receiver=key_receiver, body=body,
+                                       expires_at=expires_at)
+                otp.store(d["reference"], mac, "sms", expires_at, sms=row)
+        self._ring_owner(table)
+        log.info("otp queued ref=%s to=%s via %s", d["reference"][:32], mask(key_receiver), source)
+        return self._await(req, table, row.id, wait, reply)
+
+    def _validate_otp(self, req: Request, source: str, wait: float) -> dict[str, Any]:
+        d = req.data
+        receiver = d["receiver"]
+        key_receiver = receiver.strip().lower() if "@" in receiver else self._msisdn(receiver)
+        params = [d.get(f"param{i}", "") for i in range(1, 5)]
+        general = GeneralSettings.load()
+        code = otp.validate(self.ctx.otp_key, d["reference"], key_receiver, params, d["otp"],
+                            now=self.ctx.clock(), max_attempts=general.otp_max_attempts)
+        reply = {"date_time": d.get("date_time", int(self.ctx.clock())), "receiver": receiver,
+                 "reference": d["reference"]}
+        return response(req.name, code, reply)
+
+    def _queue_message(self, req: Request, source: str, wait: float, table: Outbox, receiver: str,
+                       reply: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        now = self.ctx.clock()
+        expires_at = req.data.get("expiration")
+        general = GeneralSettings.load()
+        if expires_at is not None and expires_at <= now and general.drop_expire_otp:
+            return response(req.name, codes.OTP_EXPIRED, reply, "expiration is already past: message dropped")
+        key = req.data.get("id")
+        message_key = f"{req.command}:{key}" if key is not None else None
+        try:
+            with db.atomic():
+                row = table.create(message_key=message_key, source=source, receiver=receiver,
+                                   body=req.data["message"], expires_at=expires_at, **fields)
+        except IntegrityError:
+            # Seen before (maybe through another broker): answer with the first outcome, never send twice.
+            row = table.get(table.message_key == message_key)
+            return self._await(req, table, row.id, wait, reply)
+        self._ring_owner(table)
+        return self._await(req, table, row.id, wait, reply)
+
+    def _send_sms(self, req: Request, source: str, wait: float) -> dict[str, Any]:
+        d = req.data
+        msisdn = self._msisdn(d["receiver"])
+        reply = {"date_time": d.get("date_time", int(self.ctx.clock())), "id": d.get("id"), "receiver": d["receiver"]}
+        if self._blocked(msisdn):
+            return response(req.name, codes.BLOCKED, reply)
+        return self._queue_message(req, source, wait, SmsOutbox, msisdn, reply, kind="sms")
+
+    def _send_email(self, req: Request, source: str, wait: float) -> dict[str, Any]:
+        d = req.data
+        reply = {"date_time": d.get("date_time", int(self.ctx.clock())), "id": d.get("id"), "receiver": d["receiver"]}
+        subject = d.get("subject") or GeneralSettings.load().device_name
+        return self._queue_message(req, source, wait, EmailOutbox, d["receiver"].strip(), reply,
+                                   kind="email", subject=subject)
+
+    def _block(self, req: Request, source: str, wait: float) -> dict[str, Any]:
+        msisdn = self._msisdn(req.data["receiver"])
+        with db.atomic():
+            BlockedNumber.insert(msisdn=msisdn, source=source).on_conflict_ignore().execute()
+            record_event("block", source=source, receiver=msisdn, result="blocked")
+        return response(req.name, codes.SUCCESS, {"receiver": req.data["receiver"], "msisdn": msisdn})
+
+    def _unblock(self, req: Request, source: str, wait: float) -> dict[str, Any]:
+        msisdn = self._msisdn(req.data["receiver"])
+        with db.atomic():
+            BlockedNumber.delete().where(BlockedNumber.msisdn == msisdn).execute()
+            record_event("block", source=source, receiver=msisdn, result="unblocked")
+        return response(req.name, codes.SUCCESS, {"receiver": req.data["receiver"], "msisdn": msisdn})
+
+    def _ussd(self, req: Request, source: str, wait: float) -> dict[str, Any]:
+        d = req.data
+        reply = {"modem": d["modem"], "code": d["code"]}
+        if Modem.get_or_none(Modem.name == d["modem"]) is None:
+            return response(req.name, codes.MALFORMED, reply, f"data.modem: no modem named {d['modem'][:40]!r}")
+        if self.ctx.modem_control is None:
+            return response(req.name, codes.FAILED, reply, "the modem component is not reachable")
+        answer = self.ctx.modem_control({"op": "ussd", "modem": d["modem"], "code": d["code"]}, max(wait, 5.0))
+        if not answer.get("ok"):
+            return response(req.name, codes.FAILED, reply, str(answer.get("error", "USSD failed"))[:255])
+        reply["reply"] = answer.get("reply", "")
+        return response(req.name, codes.SUCCESS, reply)
+
+    def _modem_list(self, req: Request, source: str, wait: float) -> dict[str, Any]:
+        modems = [
+            {"name": m.name, "active": m.active, "default": m.is_default, "send_from_api": m.send_from_api,
+             "prefixes": m.prefix_list(), "operator": m.operator, "msisdn": m.msisdn}
+            for m in Modem.select().order_by(Modem.name)
+        ]
+        return response(req.name, codes.SUCCESS, {"modems": modems})
+
+    def _echo(self, req: Request, source: str, wait: float) -> dict[str, Any]:
+        return response(req.name, codes.SUCCESS, req.data)

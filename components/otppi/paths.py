@@ -1,0 +1,56 @@
+"""Every filesystem path the appliance uses, derived from one root.
+
+On the device the root is ``/``; development runs and tests point
+``OTPPI_ROOT`` at a throwaway directory and need no privileges.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Paths":
+        env = os.environ if env is None else env
+        return cls(Path(env.get("OTPPI_ROOT") or "/").absolute())
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "var/lib/otppi"
+
+    @property
+    def database(self) -> Path:
+        return self.state_dir / "otppi.db"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.state_dir / "secrets"
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.root / "run/otppi"
+
+    @property
+    def etc_dir(self) -> Path:
+        return self.root / "etc"
+
+    def doorbell(self, owner: str) -> Path:
+        """The datagram socket an owner component listens on for work."""
+        return self.runtime_dir / f"{owner}.bell"
+
+    def outcome_bells(self) -> Path:
+        """Directory of sockets of processes waiting for outbox outcomes."""
+        return self.runtime_dir / "outcome"
+
+    def make_dirs(self) -> None:
+        """Create the state and runtime directories (private to the owner)."""
+        for d in (self.state_dir, self.runtime_dir, self.outcome_bells()):
+            d.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -1,0 +1,1 @@
+"""The shared store: one SQLite database, its models, migrations and settings."""

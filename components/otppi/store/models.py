@@ -1,0 +1,489 @@
+"""Every table of the appliance: settings pages, lists, queues and logs.
+
+A settings page of the spec is a single-row model (``id`` 1) whose columns are
+the page's fields; lists (modems, API users, email accounts …) are ordinary
+tables. ``SECTION`` names a page on the command line (``sms.country_code``),
+``SECRETS`` lists write-only fields that are never shown back.
+"""
+
+from __future__ import annotations
+
+import time
+
+from peewee import (
+    BooleanField,
+    CharField,
+    FloatField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+from .db import db
+
+
+def now() -> float:
+    return time.time()
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+# ---------------------------------------------------------------- settings pages
+
+
+class SettingsPage(BaseModel):
+    """A page of the spec's settings: one row, created with defaults on first read."""
+
+    SECTION = ""
+    SECRETS: frozenset[str] = frozenset()
+
+    @classmethod
+    def load(cls) -> "SettingsPage":
+        row = cls.get_or_none(cls.id == 1)
+        return row if row is not None else cls(id=1)
+
+
+class GeneralSettings(SettingsPage):
+    SECTION = "general"
+    device_name = CharField(default="OTP-Pi")
+    # The spec gives OTP Expiration in milliseconds; used when a request has no expiration.
+    otp_expiration = IntegerField(default=300_000)
+    drop_expire_otp = BooleanField(default=True)
+    otp_length = IntegerField(default=6)
+    otp_max_attempts = IntegerField(default=5)
+    otp_message = CharField(default="Your OTP is %s")
+    # Periodic restarts, in hours; 0 means Never.
+    restart_service = IntegerField(default=0)
+    restart_device = IntegerField(default=0)
+
+
+class TimeSettings(SettingsPage):
+    """Device Time Zone, NTP Server and Update Timer (shown on the General page too)."""
+
+    SECTION = "time"
+    time_zone = CharField(default="Asia/Jakarta")
+    ntp_server = CharField(default="pool.ntp.org")
+    # Minutes between NTP updates; 0 means Never (an offline device).
+    update_timer = IntegerField(default=0)
+
+
+class ApiSettings(SettingsPage):
+    SECTION = "api"
+    http_port = IntegerField(default=8080)
+    http_enabled = BooleanField(default=True)
+    https_port = IntegerField(default=8443)
+    https_enabled = BooleanField(default=False)
+    # Address the listeners bind to; the device binds every interface.
+    bind_address = CharField(default="0.0.0.0")
+    otp_path = CharField(default="/api/otp")
+    message_path = CharField(default="/api/sms")
+    blocking_path = CharField(default="/api/block")
+    unblocking_path = CharField(default="/api/unblock")
+    # HTTPS certificate: a keystore entry by name, else these files, else the device's own.
+    https_keystore = CharField(default="")
+    https_cert_file = CharField(default="")
+    https_key_file = CharField(default="")
+    # How long a REST request waits for the delivery outcome before answering 1111.
+    wait_timeout = FloatField(default=20.0)
+
+
+class SmsSettings(SettingsPage):
+    SECTION = "sms"
+    country_code = CharField(default="62")
+    prefix_length = IntegerField(default=5)
+    log_outgoing = BooleanField(default=True)
+    monitor_traffic = BooleanField(default=True)
+
+
+class _FeederSettings(SettingsPage):
+    SECRETS = frozenset({"password"})
+    enabled = BooleanField(default=False)
+    ssl = BooleanField(default=False)
+    ca_file = CharField(default="")
+    host = CharField(default="localhost")
+    username = CharField(default="")
+    password = CharField(default="")
+    topic = CharField(default="sms")
+    # Seconds.
+    timeout = FloatField(default=10.0)
+    reconnect_delay = FloatField(default=5.0)
+    # Seconds between forced reconnects; 0 keeps a connection as long as it lives.
+    refresh_connection = IntegerField(default=0)
+
+
+class FeederWsSettings(_FeederSettings):
+    SECTION = "feeder_ws"
+    port = IntegerField(default=8000)
+    path = CharField(default="/ws")
+
+
+class FeederAmqpSettings(_FeederSettings):
+    SECTION = "feeder_amqp"
+    port = IntegerField(default=5672)
+    virtual_host = CharField(default="/")
+    prefetch = IntegerField(default=16)
+
+
+class FeederRedisSettings(_FeederSettings):
+    SECTION = "feeder_redis"
+    port = IntegerField(default=6379)
+    # "pubsub" (the spec's channel) or "streams" (consumer group, nothing lost).
+    mode = CharField(default="pubsub")
+    group = CharField(default="otppi")
+
+
+class FeederMqttSettings(_FeederSettings):
+    SECTION = "feeder_mqtt"
+    port = IntegerField(default=1883)
+    client_id = CharField(default="otppi")
+    # An MQTT 5 shared subscription group for fleet mode; empty for a plain subscription.
+    share_group = CharField(default="")
+
+
+class BellSettings(SettingsPage):
+    SECTION = "bell"
+    fail_send_sms = BooleanField(default=True)
+    amqp_disconnected = BooleanField(default=False)
+    mqtt_disconnected = BooleanField(default=False)
+    redis_disconnected = BooleanField(default=False)
+    ws_disconnected = BooleanField(default=False)
+
+
+class CloudflareAccount(SettingsPage):
+    SECTION = "cloudflare"
+    SECRETS = frozenset({"api_key", "token"})
+    endpoint = CharField(default="https://api.cloudflare.com/client/v4")
+    account_id = CharField(default="")
+    email = CharField(default="")
+    api_key = CharField(default="")
+    token = CharField(default="")
+    active = BooleanField(default=False)
+
+
+class NoipAccount(SettingsPage):
+    SECTION = "noip"
+    SECRETS = frozenset({"password"})
+    endpoint = CharField(default="https://dynupdate.no-ip.com/nic/update")
+    username = CharField(default="")
+    password = CharField(default="")
+    company_name = CharField(default="")
+    maintainer_email = CharField(default="")
+    active = BooleanField(default=False)
+
+
+class DynuAccount(SettingsPage):
+    SECTION = "dynu"
+    SECRETS = frozenset({"api_key", "password"})
+    api_version = CharField(default="v2")
+    endpoint = CharField(default="https://api.dynu.com/v2")
+    api_key = CharField(default="")
+    username = CharField(default="")
+    password = CharField(default="")
+    company_name = CharField(default="")
+    maintainer_email = CharField(default="")
+    active = BooleanField(default=False)
+
+
+class AfraidAccount(SettingsPage):
+    SECTION = "afraid"
+    SECRETS = frozenset({"password"})
+    endpoint = CharField(default="https://freedns.afraid.org/dynamic/update.php")
+    username = CharField(default="")
+    password = CharField(default="")
+    company_name = CharField(default="")
+    maintainer_email = CharField(default="")
+    active = BooleanField(default=False)
+
+
+class DhcpSettings(SettingsPage):
+    SECTION = "dhcp"
+    domain_name = CharField(default="otppi.lan")
+    domain_name_servers = CharField(default="ns1.otppi.lan, ns2.otppi.lan")
+    router_address = CharField(default="192.168.0.1")
+    netmask = CharField(default="255.255.255.0")
+    subnet_mask = CharField(default="255.255.255.0")
+    domain_name_servers_address = CharField(default="192.168.0.11")
+    default_lease_time = IntegerField(default=3600)
+    max_lease_time = IntegerField(default=7200)
+    ranges = CharField(default="192.168.0.20-192.168.0.100")
+
+
+class WlanSettings(SettingsPage):
+    SECTION = "wlan"
+    SECRETS = frozenset({"ssid_password"})
+    ssid = CharField(default="OTP-Pi")
+    ssid_password = CharField(default="")
+    key_management = CharField(default="WPA-PSK")
+    ip_address = CharField(default="192.168.0.11")
+    prefix = IntegerField(default=24)
+    netmask = CharField(default="255.255.255.0")
+    gateway = CharField(default="192.168.0.1")
+    dns = CharField(default="192.168.0.1")
+
+
+class EthernetSettings(SettingsPage):
+    SECTION = "ethernet"
+    # Empty address means DHCP client on the wired port.
+    ip_address = CharField(default="")
+    prefix = IntegerField(default=24)
+    netmask = CharField(default="255.255.255.0")
+    gateway = CharField(default="")
+    dns1 = CharField(default="")
+    dns2 = CharField(default="")
+
+
+SETTINGS_PAGES: tuple[type[SettingsPage], ...] = (
+    GeneralSettings,
+    TimeSettings,
+    ApiSettings,
+    SmsSettings,
+    FeederWsSettings,
+    FeederAmqpSettings,
+    FeederRedisSettings,
+    FeederMqttSettings,
+    BellSettings,
+    CloudflareAccount,
+    NoipAccount,
+    DynuAccount,
+    AfraidAccount,
+    DhcpSettings,
+    WlanSettings,
+    EthernetSettings,
+)
+
+
+class Meta(BaseModel):
+    """Small store-wide counters, e.g. the settings generation components watch."""
+
+    key = CharField(primary_key=True)
+    value = IntegerField(default=0)
+
+
+# ---------------------------------------------------------------- accounts
+
+
+class Administrator(BaseModel):
+    username = CharField(unique=True)
+    password_hash = CharField()
+    phone = CharField(default="")
+    email = CharField(default="")
+    created_at = FloatField(default=now)
+    last_login_at = FloatField(null=True)
+
+
+class ApiUser(BaseModel):
+    username = CharField(unique=True)
+    password_hash = CharField()
+    phone = CharField(default="")
+    email = CharField(default="")
+    active = BooleanField(default=True)
+    created_at = FloatField(default=now)
+
+
+# ---------------------------------------------------------------- lists
+
+
+class Modem(BaseModel):
+    """A modem of the Modem Settings table; identity fields are filled by the modem component."""
+
+    SECRETS = frozenset({"sim_pin", "apn_password"})
+
+    name = CharField(unique=True)
+    port = CharField()
+    manufacturer = CharField(default="")
+    model = CharField(default="")
+    revision = CharField(default="")
+    imei = CharField(default="")
+    imsi = CharField(default="")
+    operator = CharField(default="")
+    msisdn = CharField(default="")
+    sms_center = CharField(default="")
+    # Comma-separated MSISDN prefixes ("62871,62872").
+    prefixes = TextField(default="")
+    sim_pin = CharField(default="")
+    baud_rate = IntegerField(default=115200)
+    parity = CharField(default="N")
+    start_bits = IntegerField(default=1)
+    data_bits = IntegerField(default=8)
+    stop_bits = FloatField(default=1)
+    internet_access = BooleanField(default=False)
+    apn = CharField(default="")
+    apn_username = CharField(default="")
+    apn_password = CharField(default="")
+    dial_number = CharField(default="*99#")
+    init_dial_1 = CharField(default="")
+    init_dial_2 = CharField(default="")
+    init_dial_3 = CharField(default="")
+    init_dial_4 = CharField(default="")
+    init_dial_5 = CharField(default="")
+    dial_command = CharField(default="ATD")
+    send_from_api = BooleanField(default=True)
+    is_default = BooleanField(default=False)
+    active = BooleanField(default=True)
+    created_at = FloatField(default=now)
+    updated_at = FloatField(default=now)
+
+    def prefix_list(self) -> list[str]:
+        return [p for p in (s.strip() for s in self.prefixes.split(",")) if p]
+
+
+class BlockedNumber(BaseModel):
+    msisdn = CharField(unique=True)
+    created_at = FloatField(default=now)
+    source = CharField(default="")
+
+
+class EmailAccount(BaseModel):
+    SECRETS = frozenset({"sender_password"})
+
+    smtp_host = CharField()
+    smtp_port = IntegerField(default=587)
+    ssl = BooleanField(default=False)
+    starttls = BooleanField(default=True)
+    authentication = BooleanField(default=True)
+    sender_account = CharField()
+    sender_password = CharField(default="")
+    active = BooleanField(default=True)
+    # 0 means no daily quota.
+    daily_quota = IntegerField(default=0)
+    sent_today = IntegerField(default=0)
+    quota_day = CharField(default="")
+    created_at = FloatField(default=now)
+
+
+class DdnsRecord(BaseModel):
+    provider = CharField()  # cloudflare | noip | dynu | afraid
+    record_type = CharField(default="A")
+    zone = CharField()
+    record_name = CharField()
+    ttl = IntegerField(default=300)
+    proxied = BooleanField(default=False)
+    # Minutes between updates.
+    update_interval = IntegerField(default=10)
+    force_create_zone = BooleanField(default=False)
+    active = BooleanField(default=True)
+    last_address = CharField(default="")
+    last_update_at = FloatField(null=True)
+
+
+class FirewallPort(BaseModel):
+    port = IntegerField()
+    protocol = CharField(default="tcp")
+    is_open = BooleanField(default=True)
+    comment = CharField(default="")
+
+    class Meta:
+        indexes = ((("port", "protocol"), True),)
+
+
+class KeystoreEntry(BaseModel):
+    """A TLS certificate and key the HTTPS listener can use."""
+
+    SECRETS = frozenset({"private_key"})
+
+    name = CharField(unique=True)
+    certificate = TextField()
+    private_key = TextField()
+    active = BooleanField(default=True)
+    created_at = FloatField(default=now)
+
+
+# ---------------------------------------------------------------- queues and logs
+
+
+class SmsOutbox(BaseModel):
+    """An SMS to send: queued → sending → sent | failed | expired.
+
+    ``body`` holds the clear OTP for OTP messages and is erased once the
+    message leaves (sent, failed or expired).
+    """
+
+    message_key = CharField(null=True, unique=True)  # the request's idempotency key
+    kind = CharField(default="sms")  # sms | otp | manual
+    source = CharField(default="")
+    receiver = CharField()
+    body = TextField(null=True)
+    state = CharField(default="queued", index=True)
+    attempts = IntegerField(default=0)
+    last_error = CharField(default="")
+    modem = CharField(default="")
+    created_at = FloatField(default=now)
+    updated_at = FloatField(default=now)
+    sent_at = FloatField(null=True)
+    expires_at = FloatField(null=True)
+    parts = IntegerField(default=0)
+    delivery_state = CharField(default="")
+
+
+class EmailOutbox(BaseModel):
+    message_key = CharField(null=True, unique=True)
+    kind = CharField(default="email")  # email | otp | reset
+    source = CharField(default="")
+    receiver = CharField()
+    subject = CharField(default="")
+    body = TextField(null=True)
+    state = CharField(default="queued", index=True)
+    attempts = IntegerField(default=0)
+    last_error = CharField(default="")
+    account = CharField(default="")
+    created_at = FloatField(default=now)
+    updated_at = FloatField(default=now)
+    sent_at = FloatField(null=True)
+    expires_at = FloatField(null=True)
+
+
+class Otp(BaseModel):
+    """A one-time password: only a keyed hash of the code and its context is kept."""
+
+    reference = CharField(unique=True)
+    mac = CharField()
+    channel = CharField(default="sms")  # sms | email
+    state = CharField(default="live")  # live | used | void
+    attempts = IntegerField(default=0)
+    created_at = FloatField(default=now)
+    expires_at = FloatField()
+    sms = ForeignKeyField(SmsOutbox, null=True, on_delete="SET NULL")
+    email = ForeignKeyField(EmailOutbox, null=True, on_delete="SET NULL")
+
+
+class InboxMessage(BaseModel):
+    modem = CharField()
+    sender = CharField()
+    body = TextField()
+    sent_at = FloatField(null=True)  # the SMSC timestamp
+    received_at = FloatField(default=now)
+    is_read = BooleanField(default=False)
+    parts = IntegerField(default=1)
+
+
+class Event(BaseModel):
+    """What the monitor and the buzzer watch: one row per outcome or connection change."""
+
+    at = FloatField(default=now, index=True)
+    kind = CharField()  # sms | email | feeder | modem | otp | request
+    source = CharField(default="")
+    modem = CharField(default="")
+    receiver = CharField(default="")  # always masked
+    result = CharField(default="")
+    cause = CharField(default="")
+
+
+LIST_MODELS: tuple[type[BaseModel], ...] = (
+    Administrator,
+    ApiUser,
+    Modem,
+    BlockedNumber,
+    EmailAccount,
+    DdnsRecord,
+    FirewallPort,
+    KeystoreEntry,
+)
+
+QUEUE_MODELS: tuple[type[BaseModel], ...] = (SmsOutbox, EmailOutbox, Otp, InboxMessage, Event)
+
+ALL_MODELS: tuple[type[BaseModel], ...] = (Meta,) + SETTINGS_PAGES + LIST_MODELS + QUEUE_MODELS

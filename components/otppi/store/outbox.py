@@ -1,0 +1,69 @@
+"""Outbox rows and their life: queued → sending → sent | failed | expired.
+
+Handlers queue rows inside their own transaction; owners (modem, mailer)
+claim and finish them. Finishing erases the body (it may hold a clear OTP),
+frees a failed OTP's reference, writes an event, and rings every process
+waiting for outcomes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Type
+
+from .. import codes, doorbell
+from ..msisdn import mask
+from ..paths import Paths
+from .db import db
+from .models import EmailOutbox, Event, Otp, SmsOutbox
+
+FINAL = frozenset({"sent", "failed", "expired"})
+Outbox = Type[SmsOutbox] | Type[EmailOutbox]
+
+_OUTCOME = {
+    SmsOutbox: {"sent": codes.SUCCESS, "failed": codes.NO_MODEM, "expired": codes.OTP_EXPIRED},
+    EmailOutbox: {"sent": codes.SUCCESS, "failed": codes.FAILED, "expired": codes.OTP_EXPIRED},
+}
+
+
+def outcome_code(table: Outbox, state: str) -> str:
+    """The response code a row's state answers with; 1111 while it is still on its way."""
+    return _OUTCOME[table].get(state, codes.QUEUED)
+
+
+def record_event(kind: str, *, source: str = "", modem: str = "", receiver: str = "",
+                 result: str = "", cause: str = "") -> None:
+    Event.create(kind=kind, source=source[:64], modem=modem[:64], receiver=mask(receiver) if receiver else "",
+                 result=result[:32], cause=cause[:255])
+
+
+def claim(table: Outbox, row_id: int, **fields) -> bool:
+    """queued → sending, only if still queued (two workers never take one row)."""
+    with db.atomic():
+        return bool(
+            table.update(state="sending", attempts=table.attempts + 1, updated_at=time.time(), **fields)
+            .where((table.id == row_id) & (table.state == "queued"))
+            .execute()
+        )
+
+
+def finish(paths: Paths | None, table: Outbox, row_id: int, state: str, *, error: str = "",
+           event_kind: str = "", event_source: str = "", modem: str = "") -> None:
+    """End a row in *state*, erase its body, and tell every waiter."""
+    assert state in FINAL
+    now = time.time()
+    with db.atomic():
+        row = table.get_by_id(row_id)
+        changes = {"state": state, "body": None, "last_error": error[:255], "updated_at": now}
+        if state == "sent":
+            changes["sent_at"] = now
+        if table is SmsOutbox and modem:
+            changes["modem"] = modem
+        table.update(**changes).where(table.id == row_id).execute()
+        if state != "sent":
+            link = Otp.sms if table is SmsOutbox else Otp.email
+            Otp.update(state="void").where((link == row_id) & (Otp.state == "live")).execute()
+        record_event(event_kind or ("sms" if table is SmsOutbox else "email"), source=event_source or row.source,
+                     modem=modem, receiver=row.receiver, result=state, cause=error)
+    if paths is not None:
+        doorbell.ring_all(paths.outcome_bells())

@@ -1,0 +1,212 @@
+"""Reading and writing settings pages by ``section.field`` keys, with validation.
+
+Every write bumps the settings generation in the ``meta`` table; components
+compare it on each loop turn and re-read their pages, so a change applies live
+without a restart.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, Callable, Iterator
+
+from peewee import BooleanField, Field, FloatField, IntegerField
+
+from .db import db
+from .models import SETTINGS_PAGES, Meta, SettingsPage
+
+GENERATION_KEY = "settings_generation"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class SettingError(ValueError):
+    """A key that does not exist or a value that does not fit it."""
+
+
+def _port(v: int) -> None:
+    if not 1 <= v <= 65535:
+        raise SettingError("must be a port number from 1 to 65535")
+
+
+def _api_path(v: str) -> None:
+    if not re.fullmatch(r"/[A-Za-z0-9._~/-]{0,120}", v) or "//" in v:
+        raise SettingError("must be a path starting with '/' (letters, digits, . _ ~ - /)")
+
+
+def _range(lo: float, hi: float) -> Callable[[Any], None]:
+    def check(v: Any) -> None:
+        if not lo <= v <= hi:
+            raise SettingError(f"must be from {lo:g} to {hi:g}")
+
+    return check
+
+
+def _digits(lo: int, hi: int) -> Callable[[str], None]:
+    def check(v: str) -> None:
+        if not re.fullmatch(rf"[0-9]{{{lo},{hi}}}", v):
+            raise SettingError(f"must be {lo} to {hi} digits")
+
+    return check
+
+
+def _ip_or_empty(v: str) -> None:
+    if v:
+        try:
+            ipaddress.IPv4Address(v)
+        except ValueError:
+            raise SettingError("must be an IPv4 address") from None
+
+
+def _netmask(v: str) -> None:
+    try:
+        ipaddress.IPv4Network(f"0.0.0.0/{v}")
+    except ValueError:
+        raise SettingError("must be a netmask such as 255.255.255.0") from None
+
+
+def _otp_message(v: str) -> None:
+    if v.count("%s") != 1:
+        raise SettingError("must contain exactly one %s where the code goes")
+
+
+VALIDATORS: dict[str, Callable[[Any], None]] = {
+    "general.otp_expiration": _range(1_000, 86_400_000),
+    "general.otp_length": _range(4, 10),
+    "general.otp_max_attempts": _range(1, 100),
+    "general.otp_message": _otp_message,
+    "general.restart_service": _range(0, 8760),
+    "general.restart_device": _range(0, 8760),
+    "time.update_timer": _range(0, 525_600),
+    "api.http_port": _port,
+    "api.https_port": _port,
+    "api.bind_address": _ip_or_empty,
+    "api.otp_path": _api_path,
+    "api.message_path": _api_path,
+    "api.blocking_path": _api_path,
+    "api.unblocking_path": _api_path,
+    "api.wait_timeout": _range(0, 300),
+    "sms.country_code": _digits(1, 3),
+    "sms.prefix_length": _range(1, 10),
+    "feeder_ws.port": _port,
+    "feeder_amqp.port": _port,
+    "feeder_redis.port": _port,
+    "feeder_mqtt.port": _port,
+    "dhcp.router_address": _ip_or_empty,
+    "dhcp.netmask": _netmask,
+    "dhcp.subnet_mask": _netmask,
+    "wlan.ip_address": _ip_or_empty,
+    "wlan.netmask": _netmask,
+    "wlan.gateway": _ip_or_empty,
+    "wlan.prefix": _range(0, 32),
+    "ethernet.ip_address": _ip_or_empty,
+    "ethernet.netmask": _netmask,
+    "ethernet.gateway": _ip_or_empty,
+    "ethernet.prefix": _range(0, 32),
+}
+for _section in ("feeder_ws", "feeder_amqp", "feeder_redis", "feeder_mqtt"):
+    VALIDATORS[f"{_section}.timeout"] = _range(0.1, 3600)
+    VALIDATORS[f"{_section}.reconnect_delay"] = _range(0.1, 3600)
+    VALIDATORS[f"{_section}.refresh_connection"] = _range(0, 604_800)
+
+PAGES: dict[str, type[SettingsPage]] = {page.SECTION: page for page in SETTINGS_PAGES}
+
+
+def _split(key: str) -> tuple[type[SettingsPage], Field]:
+    section, _, name = key.partition(".")
+    page = PAGES.get(section)
+    if page is None:
+        raise SettingError(f"unknown settings section {section!r} (one of: {', '.join(PAGES)})")
+    field = page._meta.fields.get(name)
+    if field is None or name == "id":
+        raise SettingError(f"unknown setting {key!r}")
+    return page, field
+
+
+def parse_value(key: str, text: str) -> Any:
+    """Turn the command line's text into the field's type, then validate it."""
+    _, field = _split(key)
+    value: Any
+    if isinstance(field, BooleanField):
+        low = text.strip().lower()
+        if low not in _TRUE | _FALSE:
+            raise SettingError(f"{key} must be true or false")
+        value = low in _TRUE
+    elif isinstance(field, IntegerField):
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise SettingError(f"{key} must be a whole number") from None
+    elif isinstance(field, FloatField):
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise SettingError(f"{key} must be a number") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise SettingError(f"{key} must be a finite number")
+    else:
+        value = text
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise SettingError(f"{key} must not contain control characters")
+        if len(value) > 1024:
+            raise SettingError(f"{key} is longer than 1024 characters")
+    check = VALIDATORS.get(key)
+    if check is not None:
+        try:
+            check(value)
+        except SettingError as exc:
+            raise SettingError(f"{key} {exc}") from None
+    return value
+
+
+def get(key: str) -> Any:
+    page, field = _split(key)
+    return getattr(page.load(), field.name)
+
+
+def is_secret(key: str) -> bool:
+    page, field = _split(key)
+    return field.name in page.SECRETS
+
+
+def set_many(section: str, values: dict[str, Any]) -> None:
+    """Save already-parsed values of one page in one transaction and bump the generation."""
+    page = PAGES[section]
+    with db.atomic():
+        row = page.load()
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.save(force_insert=page.get_or_none(page.id == 1) is None)
+        bump_generation()
+
+
+def set_text(key: str, text: str) -> Any:
+    value = parse_value(key, text)
+    section, _, name = key.partition(".")
+    set_many(section, {name: value})
+    return value
+
+
+def items(show_secrets: bool = False) -> Iterator[tuple[str, Any]]:
+    for section, page in PAGES.items():
+        row = page.load()
+        for name in page._meta.sorted_field_names:
+            if name == "id":
+                continue
+            value = getattr(row, name)
+            if name in page.SECRETS and not show_secrets:
+                value = "(set)" if value else ""
+            yield f"{section}.{name}", value
+
+
+def bump_generation() -> None:
+    Meta.insert(key=GENERATION_KEY, value=1).on_conflict(
+        conflict_target=[Meta.key], update={Meta.value: Meta.value + 1}
+    ).execute()
+
+
+def generation() -> int:
+    row = Meta.get_or_none(Meta.key == GENERATION_KEY)
+    return row.value if row else 0
