@@ -168,12 +168,12 @@ def _key(name: str, value: Any) -> str:
     return value
 
 
-def _time(name: str, value: Any) -> float:
+def _time(name: str, value: Any) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ContractError(f"data.{name} must be a number of Unix seconds")
     if not 0 <= value < 1e11:
         raise ContractError(f"data.{name} is out of range")
-    return float(value)
+    return value
 
 
 def _phone(name: str, value: Any) -> str:

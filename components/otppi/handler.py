@@ -14,6 +14,7 @@ from typing import Any, Callable
 from peewee import IntegrityError
 
 from . import codes, doorbell, otp
+from .seal import seal
 from .contract import Request
 from .msisdn import mask, normalize
 from .outcome import OutcomeWatcher
@@ -126,10 +127,11 @@ class Handler:
             if email:
                 subject = d.get("subject") or f"{general.device_name} one-time password"
                 row = EmailOutbox.create(kind="otp", source=source, receiver=key_receiver, subject=subject,
-                                         body=body, expires_at=expires_at)
+                                         body=seal(self.ctx.otp_key, body), expires_at=expires_at)
                 otp.store(d["reference"], mac, "email", expires_at, email=row)
             else:
-                row = SmsOutbox.create(kind="otp", source=source, receiver=key_receiver, body=body,
+                row = SmsOutbox.create(kind="otp", source=source, receiver=key_receiver,
+                                       body=seal(self.ctx.otp_key, body),
                                        expires_at=expires_at)
                 otp.store(d["reference"], mac, "sms", expires_at, sms=row)
         self._ring_owner(table)
@@ -160,7 +162,7 @@ class Handler:
         try:
             with db.atomic():
                 row = table.create(message_key=message_key, source=source, receiver=receiver,
-                                   body=req.data["message"], expires_at=expires_at, **fields)
+                                   body=seal(self.ctx.otp_key, req.data["message"]), expires_at=expires_at, **fields)
         except IntegrityError:
             # Seen before (maybe through another broker): answer with the first outcome, never send twice.
             row = table.get(table.message_key == message_key)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 from typing import Any
 
-from flask import Flask, Response, json, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .. import codes
@@ -67,7 +68,7 @@ def _authenticate(cache: CredentialCache) -> str | None:
 
 def create_app(handler: Handler, *, cache: CredentialCache | None = None, test_config: dict | None = None) -> Flask:
     app = Flask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, JSON_SORT_KEYS=False)
+    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
     if test_config:
         app.config.update(test_config)
     cache = cache or CredentialCache()

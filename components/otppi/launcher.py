@@ -1,0 +1,139 @@
+"""The local launcher behind ``./build.sh run``: the whole appliance, unprivileged.
+
+It reads ``units/otppi.target`` and the units it wants, so the dev run starts
+exactly the components the device starts, with the same commands: oneshots
+first, to completion, then every long-running component. A component that
+fails is restarted like ``Restart=on-failure`` would; Ctrl-C stops them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .units import Unit, local_command, target_units
+
+DEMO_USER = "demo"
+DEMO_PASSWORD = "demo-password"
+
+
+class Child:
+    def __init__(self, unit: Unit, argv: list[str], env: dict[str, str]):
+        self.unit, self.argv, self.env = unit, argv, env
+        self.proc: subprocess.Popen | None = None
+        self.restarts = 0
+
+    @property
+    def name(self) -> str:
+        return self.unit.name.removesuffix(".service").removeprefix("otppi-")
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, env=self.env)
+
+    def stop(self, grace: float) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _env(root: Path, unit: Unit) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(unit.environment)
+    env["OTPPI_ROOT"] = str(root)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("NOTIFY_SOCKET", None)
+    return env
+
+
+def _cli(root: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OTPPI_ROOT=str(root))
+    return subprocess.run([sys.executable, "-m", "otppi.cli", *args], env=env, input=stdin, text=True,
+                          capture_output=True)
+
+
+def provision_dev_root(root: Path) -> None:
+    """First dev run only: listen on loopback and create the demo API user."""
+    if _cli(root, "api-user", "list").stdout.strip() != "no API users":
+        return
+    _cli(root, "settings", "set", "api.bind_address", "127.0.0.1")
+    _cli(root, "api-user", "add", DEMO_USER, "--password-stdin", stdin=DEMO_PASSWORD + "\n")
+
+
+def run(root: Path, units_dir: Path, restart_delay: float = 2.0) -> int:
+    root.mkdir(parents=True, exist_ok=True)
+    units = target_units(units_dir)
+    children: list[Child] = []
+    for unit in units:
+        argv = local_command(unit, sys.executable)
+        if unit.type == "oneshot":
+            result = subprocess.run(argv, env=_env(root, unit))
+            if result.returncode != 0:
+                print(f"launcher: {unit.name} failed with status {result.returncode}", file=sys.stderr)
+                return result.returncode
+            if unit.name == "otppi-migrate.service":
+                provision_dev_root(root)
+            continue
+        children.append(Child(unit, argv, _env(root, unit)))
+
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    for child in children:
+        child.start()
+    api_port = _cli(root, "settings", "get", "api.http_port").stdout.strip()
+    print(
+        f"\nOTP-Pi is running from {root}\n"
+        f"  REST API:  http://127.0.0.1:{api_port}/api/otp   (user {DEMO_USER}, password {DEMO_PASSWORD})\n"
+        f"  try:       curl -u {DEMO_USER}:{DEMO_PASSWORD} -d '{{\"command\":\"echo\",\"data\":{{}}}}' "
+        f"http://127.0.0.1:{api_port}/api/sms\n"
+        f"  CLI:       OTPPI_ROOT={root} .venv/bin/otppi --help\n"
+        f"  Ctrl-C stops every component.\n",
+        flush=True,
+    )
+    try:
+        while not stopping:
+            time.sleep(0.2)
+            for child in children:
+                code = child.proc.poll() if child.proc else None
+                if code is None or stopping:
+                    continue
+                if code == 0:  # Restart=on-failure: a clean exit stays down
+                    print(f"launcher: {child.name} exited cleanly", file=sys.stderr, flush=True)
+                    child.proc = None
+                    continue
+                print(f"launcher: {child.name} exited with status {code}; restarting in {restart_delay:g}s",
+                      file=sys.stderr, flush=True)
+                time.sleep(restart_delay)
+                child.restarts += 1
+                child.start()
+    finally:
+        for child in reversed(children):
+            child.stop(grace=10)
+        print("launcher: every component stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m otppi.launcher", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path("var"), help="throwaway OTPPI_ROOT (default ./var)")
+    parser.add_argument("--units", type=Path, default=Path("units"), help="folder of unit files (default ./units)")
+    args = parser.parse_args(argv)
+    return run(args.root.absolute(), args.units)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
