@@ -60,7 +60,7 @@ def encode_semi_octets(digits: str) -> bytes:
     nibbles = [_SEMI_OCTET_CHARS.index(char) for char in digits]
     if len(nibbles) % 2:
         nibbles.append(_FILLER)
-    return bytes(low | high << 4 for low, high in zip(nibbles[::2], nibbles[1::2]))
+    return bytes(low | high << 4 for low, high in zip(nibbles[::2], nibbles[1::2], strict=True))
 
 
 def decode_semi_octets(data: bytes, count: int) -> str:
