@@ -58,6 +58,8 @@ class SubmitPart:
 
 @dataclass(frozen=True)
 class Submit:
+    """A decoded SMS-SUBMIT, e.g. from the SIM's outbox; ``number`` is digits without ``+``."""
+
     number: str
     text: str
     status_report: bool
@@ -69,6 +71,9 @@ class Submit:
 
 @dataclass(frozen=True)
 class Deliver:
+    """One received part. ``sender`` is digits without ``+``, or an alphanumeric sender's text;
+    ``timestamp`` is the SC's local time with its own zone."""
+
     smsc: str | None
     sender: str
     timestamp: datetime
