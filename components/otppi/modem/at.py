@@ -28,17 +28,20 @@ from .port import Port
 log = logging.getLogger(__name__)
 
 CTRL_Z = "\x1a"
+MAX_URC_LINES = 32  # a quoted URC string longer than this is a garbled one
 ESC = "\x1b"
 
 
 @dataclass(frozen=True)
 class UrcRule:
     """A line starting with `prefix` is unsolicited, except during a command starting with one of
-    `solicited_by`; `data_lines` lines that follow belong to it (the PDU after +CMT: and +CDS:)."""
+    `solicited_by`; `data_lines` lines that follow belong to it (the PDU after +CMT: and +CDS:);
+    with `quoted`, a string left open at the line end goes on over the next lines."""
 
     prefix: str
     solicited_by: tuple[str, ...] = ()
     data_lines: int = 0
+    quoted: bool = False
 
 
 def _rules(prefixes: Iterable[str], **kwargs: object) -> tuple[UrcRule, ...]:
@@ -50,8 +53,9 @@ URC_RULES: tuple[UrcRule, ...] = (
     *_rules(["+CMTI:", "+CDSI:", "+CBMI:"]),
     *_rules(["+CMT:", "+CDS:", "+CBM:"], data_lines=1),
     # USSD answers come as +CUSD: after the OK of AT+CUSD=1,... on every modem we know, and may
-    # come in the middle of any later command, so +CUSD: is always unsolicited.
-    UrcRule("+CUSD:"),
+    # come in the middle of any later command, so +CUSD: is always unsolicited. Menus keep their
+    # line breaks inside the quotes, so one answer can span several lines.
+    UrcRule("+CUSD:", quoted=True),
     UrcRule("+CREG:", ("AT+CREG",)),
     UrcRule("+CGREG:", ("AT+CGREG",)),
     UrcRule("+CEREG:", ("AT+CEREG",)),
@@ -79,7 +83,10 @@ URC_RULES: tuple[UrcRule, ...] = (
 
 @dataclass(frozen=True)
 class Urc:
-    """One unsolicited result code: the rule's prefix, the line, and any data lines after it."""
+    """One unsolicited result code: the rule's prefix, the line, and any data lines after it.
+
+    A quoted string that spanned lines is joined back into `line` with "\\n".
+    """
 
     prefix: str
     line: str
@@ -323,16 +330,12 @@ class AtSession:
 
     def line_received(self, line: str) -> None:
         if self._collecting is not None:
-            rule, header, data = self._collecting
-            data.append(line)
-            if len(data) >= rule.data_lines:
-                self._collecting = None
-                self._events.put(Urc(rule.prefix, header, tuple(data)))
+            self._continue_urc(line)
             return
         pending = self._pending
         rule = match_urc(line, pending, self.urc_rules)
         if rule is not None:
-            if rule.data_lines:
+            if rule.data_lines or (rule.quoted and line.count('"') % 2):
                 self._collecting = (rule, line, [])
             else:
                 self._events.put(Urc(rule.prefix, line))
@@ -340,6 +343,24 @@ class AtSession:
             self._responses.put(line)
         else:
             log.debug("%s: dropped a line outside any command: %r", self.name, line)
+
+    def _continue_urc(self, line: str) -> None:
+        assert self._collecting is not None
+        rule, header, data = self._collecting
+        if not rule.data_lines and (final_outcome(line)[0] or len(data) >= MAX_URC_LINES):
+            # The closing quote never came: deliver what there is, the line is not part of it.
+            self._collecting = None
+            self._events.put(Urc(rule.prefix, "\n".join([header, *data])))
+            self.line_received(line)
+            return
+        data.append(line)
+        if rule.data_lines:
+            if len(data) >= rule.data_lines:
+                self._collecting = None
+                self._events.put(Urc(rule.prefix, header, tuple(data)))
+        elif sum(part.count('"') for part in data) % 2:
+            self._collecting = None
+            self._events.put(Urc(rule.prefix, "\n".join([header, *data])))
 
     def prompt_received(self) -> None:
         if self._pending is not None:
