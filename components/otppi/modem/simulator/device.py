@@ -25,6 +25,7 @@ from typing import Any
 from ..errors import CME_ERRORS, CMS_ERRORS
 from .base import Deferred, Failure, SimState
 from .commands import handler_for
+from .faults import FaultsAndInjections
 from .link import PtyLink
 from .parser import AtCommand, parse_line
 from .profiles import DEFAULT_USSD, Profile, SimCard, UssdMenu, UssdReply, default_imei
@@ -50,7 +51,7 @@ class Settings:
     cusd: int = 0
 
 
-class SimulatedModem:
+class SimulatedModem(FaultsAndInjections):
     def __init__(self, index: int, profile: Profile, sim: SimCard, *,
                  link_path: str | None = None, network_delay: float = 0.0,
                  sim_busy_seconds: float = 0.0, ussd: Mapping[str, UssdReply] | None = None,
@@ -73,9 +74,8 @@ class SimulatedModem:
         self.sent = SendLog(index)
         self.commands_seen: list[str] = []
         self.message_reference = 0
-        self.silent = False
-        self.send_failures: deque[int] = deque()  # CMS codes for the next sends, in order
-        self.dial_result: str | None = None  # None: profile's CONNECT line
+        self.errors: list[BaseException] = []  # simulator bugs met while answering
+        self._init_faults()
         self._link: PtyLink | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -136,67 +136,6 @@ class SimulatedModem:
         self._calls.append((future, function, args))
         os.write(self._wake_w, b"x")
         return future.result(timeout)
-
-    # -- faults and injections (any thread) -------------------------------------------------
-
-    def fail_sends(self, count: int = 1, code: int = 38) -> None:
-        """The next `count` AT+CMGS end in +CMS ERROR: `code` (38: network out of order)."""
-        self.call(self.send_failures.extend, [int(code)] * int(count))
-
-    def go_silent(self) -> None:
-        """Stop answering: input is swallowed and nothing is sent, URCs included."""
-        self.call(setattr, self, "silent", True)
-
-    def answer_again(self) -> None:
-        self.call(setattr, self, "silent", False)
-
-    def set_network_delay(self, seconds: float) -> None:
-        self.call(setattr, self, "network_delay", float(seconds))
-
-    def unplug(self) -> None:
-        """Close the pty, as a USB modem pulled out: the client's port fails."""
-        self.call(self._unplug)
-
-    def replug(self) -> None:
-        """A new pty (and the stable link repointed at it), and the modem powers up again."""
-        self.call(self._replug)
-
-    def power_cycle(self, sim_busy_seconds: float | None = None) -> None:
-        """Restart: settings reset, boot URCs, SIM busy (+CME ERROR: 14) for the given time."""
-        busy = self.sim_busy_seconds if sim_busy_seconds is None else sim_busy_seconds
-        self.call(self._power_up, busy)
-
-    def end_sim_busy(self) -> None:
-        """Finish the SIM start-up now, whatever time was left."""
-        self.call(self._sim_ready, self._boot)
-
-    def clear_faults(self) -> None:
-        def clear() -> None:
-            self.silent = False
-            self.send_failures.clear()
-            self.network_delay = 0.0
-            self.dial_result = None
-        self.call(clear)
-
-    def emit(self, line: str) -> None:
-        """Send an unsolicited line ("RING", "+CREG: 2") as the modem would."""
-        self.call(self.urc, line)
-
-    def receive_sms(self, sender: str, text: str, timestamp: Any = None) -> list[int]:
-        """An SMS from the network: stored and announced per AT+CNMI; storage indexes."""
-        from .sms import receive_sms
-        return self.call(receive_sms, self, sender, text, timestamp)
-
-    def send_status_report(self, message_reference: int, status: int = 0) -> int | None:
-        """A status report for a sent message, routed per AT+CNMI <ds>; its index if stored."""
-        from .sms import deliver_status_report
-        return self.call(deliver_status_report, self, int(message_reference), int(status))
-
-    def set_ussd_reply(self, code: str, reply: UssdReply) -> None:
-        self.call(self.ussd.__setitem__, code, reply)
-
-    def wait_for_sent(self, count: int = 1, timeout: float = 5.0) -> list[Any]:
-        return self.sent.wait_for(count, timeout)
 
     # -- used by the command handlers, on the modem's thread --------------------------------
 
@@ -346,6 +285,7 @@ class SimulatedModem:
             self._link.write(data)
 
     def _on_input(self, data: bytes) -> None:
+        self.note_input(data)
         if self.silent:
             return
         for position, byte in enumerate(data):
@@ -406,14 +346,23 @@ class SimulatedModem:
             try:
                 result = self._dispatch(command)
             except Failure as failure:
-                self.write_lines(output + [self.failure_line(failure)])
+                self.write_lines(self._interleave(output) + [self.failure_line(failure)])
                 return
             if isinstance(result, Deferred):
-                self.write_lines(output)
+                self.write_lines(self._interleave(output))
                 result.start()
                 return
             output.extend(result)
-        self.write_lines(output + ["OK"])
+        self.write_lines(self._interleave(output) + ["OK"])
+
+    def _interleave(self, output: list[str]) -> list[str]:
+        """Answer lines with the injected URCs after the first of them (or before them all)."""
+        urcs: list[str] = []
+        while self.interleaved:
+            line, data = self.interleaved.popleft()
+            urcs += [line] if data is None else [line, data]
+        position = min(1, len(output))
+        return output[:position] + urcs + output[position:]
 
     def _dispatch(self, command: AtCommand) -> list[str] | Deferred:
         handler = handler_for(self, command.name)
@@ -421,6 +370,14 @@ class SimulatedModem:
             raise Failure()
         try:
             return handler(self, command)
-        except (ValueError, IndexError):
+        except (ValueError, IndexError):  # malformed arguments
+            raise Failure() from None
+        except Failure:
+            raise
+        except Exception as exc:
+            # A simulator bug: answer ERROR so the client goes on, and keep it for the tests
+            # to fail on.
+            log.exception("modem %d: %s failed", self.index, command.name)
+            self.errors.append(exc)
             raise Failure() from None
 

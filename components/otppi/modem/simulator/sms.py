@@ -183,7 +183,7 @@ def _cnmi(modem: SimulatedModem, command: AtCommand) -> list[str]:
         return ["+CNMI: (0-2),(0-3),(0,2),(0-2),(0,1)"]
     values = [command.int_arg(i, 0) for i in range(5)]
     limits = (2, 3, 3, 2, 1)
-    if any(not 0 <= value <= limit for value, limit in zip(values, limits)):
+    if any(not 0 <= value <= limit for value, limit in zip(values, limits, strict=True)):
         raise Failure("CMS", 303)
     modem.settings.cnmi = tuple(values)
     return []
