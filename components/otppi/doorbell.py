@@ -61,6 +61,8 @@ class Doorbell:
 
     def __init__(self, path: Path):
         self.path = path
+        if len(os.fsencode(path)) >= 108:
+            raise OSError(f"socket path is longer than AF_UNIX allows (108 bytes): {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             path.unlink()

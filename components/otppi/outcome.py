@@ -12,7 +12,7 @@ import secrets
 import threading
 import time
 
-from .doorbell import Doorbell
+from .doorbell import Doorbell, ring
 from .paths import Paths
 from .store.outbox import FINAL, Outbox
 
@@ -51,5 +51,6 @@ class OutcomeWatcher:
 
     def close(self) -> None:
         self._stop.set()
+        ring(self._bell.path)  # wake the listener so it sees the stop at once
         self._thread.join(timeout=2)
         self._bell.close()

@@ -86,7 +86,13 @@ def create_app(handler: Handler, *, cache: CredentialCache | None = None, test_c
         if user is None:
             return _error(codes.UNAUTHORIZED, codes.MEANING[codes.UNAUTHORIZED], 401,
                           headers={"WWW-Authenticate": 'Basic realm="OTP-Pi", charset="UTF-8"'})
-        body = request.get_data(cache=False)
+        # Read one byte past the limit from the server's own stream: a chunked body has no
+        # Content-Length, and werkzeug's limited stream would cut it short silently.
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise RequestEntityTooLarge()
+        body = request.environ["wsgi.input"].read(MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            raise RequestEntityTooLarge()
         try:
             req = parse(body)
         except ContractError as exc:

@@ -1,0 +1,131 @@
+"""The shared store: concurrent writers, migrations, settings."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import traceback
+from pathlib import Path
+
+import pytest
+
+from otppi import keys
+from otppi.contract import validate as build
+from otppi.paths import Paths
+from otppi.store import settings
+from otppi.store.db import db, open_database
+from otppi.store.migrations import LATEST, current_version, migrate, require_current
+from otppi.store.models import BlockedNumber, Otp, SmsOutbox
+
+WRITERS = 4
+PER_WRITER = 150
+
+
+def _writer(root: str, index: int, start: multiprocessing.Event, errors: multiprocessing.Queue) -> None:
+    """One process hammering the store the way the api and feeders do."""
+    from otppi.handler import Context, Handler
+
+    paths = Paths(Path(root))
+    open_database(paths.database)
+    handler = Handler(Context(paths=paths, otp_key=keys.otp_key(paths)))
+    start.wait()
+    try:
+        for i in range(PER_WRITER):
+            kind = i % 3
+            if kind == 0:
+                req = {"command": "create-otp", "data": {"receiver": "0812345678", "reference": f"w{index}-{i}"}}
+            elif kind == 1:
+                req = {"command": "send-sms", "data": {"receiver": "0812345678", "id": f"{index}-{i}", "message": "m"}}
+            else:
+                req = {"command": "block-msisdn", "data": {"receiver": f"0813{index:02d}{i:05d}"}}
+            answer = handler.handle(build(req), source=f"writer{index}")
+            if answer["response_code"] not in ("000", "1111"):
+                errors.put(f"writer {index}: {answer}")
+            if i % 25 == 0:
+                settings.set_text("sms.prefix_length", str(5 + index % 2))
+    except Exception:  # report everything, the parent asserts on it
+        errors.put(traceback.format_exc())
+
+
+def test_four_processes_writing_at_once_never_see_a_locked_database(paths: Paths) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    start, errors = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_writer, args=(str(paths.root), n, start, errors)) for n in range(WRITERS)]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    problems = []
+    while not errors.empty():
+        problems.append(errors.get())
+    assert problems == []
+    per_kind = PER_WRITER // 3
+    assert Otp.select().count() == WRITERS * per_kind
+    assert SmsOutbox.select().count() == WRITERS * per_kind * 2
+    assert BlockedNumber.select().count() == WRITERS * per_kind
+
+
+def test_pragmas_are_what_durability_needs(paths: Paths) -> None:
+    assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute_sql("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_migrate_is_idempotent_and_versioned(paths: Paths) -> None:
+    assert current_version(db) == LATEST
+    assert migrate(db) == (LATEST, LATEST)
+    require_current(db)
+
+
+def test_a_component_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    raw = tmp_path / "old.db"
+    sqlite3.connect(raw).close()
+    open_database(raw)
+    try:
+        with pytest.raises(RuntimeError, match="otppi migrate"):
+            require_current(db)
+    finally:
+        db.close()
+
+
+def test_settings_round_trip_and_generation(paths: Paths) -> None:
+    g0 = settings.generation()
+    assert settings.get("sms.country_code") == "62"
+    settings.set_text("sms.country_code", "44")
+    settings.set_text("api.http_enabled", "off")
+    assert settings.get("sms.country_code") == "44"
+    assert settings.get("api.http_enabled") is False
+    assert settings.generation() == g0 + 2
+
+
+@pytest.mark.parametrize(
+    "key,value,why",
+    [
+        ("api.http_port", "0", "port"),
+        ("api.http_port", "eighty", "whole number"),
+        ("api.message_path", "api/sms", "path"),
+        ("api.message_path", "/api sms", "path"),
+        ("sms.country_code", "+62", "digits"),
+        ("general.otp_message", "no slot", "%s"),
+        ("general.drop_expire_otp", "maybe", "true or false"),
+        ("wlan.netmask", "255.0.255.0", "netmask"),
+        ("wlan.ip_address", "192.168.0.300", "IPv4"),
+        ("wlan.ssid", "evil\nline", "control"),
+        ("api.wait_timeout", "nan", "finite"),
+        ("nosuch.key", "1", "unknown settings section"),
+        ("api.nosuch", "1", "unknown setting"),
+        ("api.id", "2", "unknown setting"),
+    ],
+)
+def test_bad_settings_are_refused_with_a_reason(paths: Paths, key: str, value: str, why: str) -> None:
+    with pytest.raises(settings.SettingError, match=why):
+        settings.set_text(key, value)
+
+
+def test_secrets_are_hidden_in_listings(paths: Paths) -> None:
+    settings.set_text("feeder_amqp.password", "hunter2")
+    listed = dict(settings.items())
+    assert listed["feeder_amqp.password"] == "(set)"
+    assert "hunter2" not in str(listed)
