@@ -65,4 +65,5 @@ class Runtime:
 
     def close(self) -> None:
         self.notifier.stopping()
+        self.notifier.close()
         close_database()
