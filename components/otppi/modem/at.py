@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -28,6 +29,7 @@ from .port import Port
 log = logging.getLogger(__name__)
 
 CTRL_Z = "\x1a"
+_CONTROL = re.compile(r"[\x00-\x1f]")
 MAX_URC_LINES = 32  # a quoted URC string longer than this is a garbled one
 ESC = "\x1b"
 
@@ -56,14 +58,16 @@ URC_RULES: tuple[UrcRule, ...] = (
     # come in the middle of any later command, so +CUSD: is always unsolicited. Menus keep their
     # line breaks inside the quotes, so one answer can span several lines.
     UrcRule("+CUSD:", quoted=True),
-    UrcRule("+CREG:", ("AT+CREG",)),
-    UrcRule("+CGREG:", ("AT+CGREG",)),
-    UrcRule("+CEREG:", ("AT+CEREG",)),
-    UrcRule("+CPIN:", ("AT+CPIN",)),
-    UrcRule("+CFUN:", ("AT+CFUN",)),
-    UrcRule("+CLIP:", ("AT+CLIP",)),
-    UrcRule("+CTZV:", ("AT+CTZV",)),
-    UrcRule("+CIEV:", ("AT+CIEV", "AT+CIND")),
+    # Read commands answer with the prefix their URCs use; setting commands answer only OK, so
+    # "+CPIN: READY" after AT+CPIN=<pin> is the unsolicited one.
+    UrcRule("+CREG:", ("AT+CREG?",)),
+    UrcRule("+CGREG:", ("AT+CGREG?",)),
+    UrcRule("+CEREG:", ("AT+CEREG?",)),
+    UrcRule("+CPIN:", ("AT+CPIN?",)),
+    UrcRule("+CFUN:", ("AT+CFUN?",)),
+    UrcRule("+CLIP:", ("AT+CLIP?",)),
+    UrcRule("+CTZV:", ("AT+CTZV?",)),
+    UrcRule("+CIEV:"),
     UrcRule("NO CARRIER", ("ATD", "ATA", "ATO", "AT+CGDATA")),
     *_rules(["RING", "+CRING:", "+CGEV:", "+CSQN:", "+STIN:"]),
     # SIMCom SIM800 series: start-up and power supervision.
@@ -72,12 +76,12 @@ URC_RULES: tuple[UrcRule, ...] = (
     # Quectel EC25/EG25.
     *_rules(["+QIND:", "+QUSIM:", "POWERED DOWN", "+QSTK:"]),
     # Huawei E1xx/E3xx status reports.
-    UrcRule("^HCSQ:", ("AT^HCSQ",)),
+    UrcRule("^HCSQ:", ("AT^HCSQ?",)),
     UrcRule("^SYSSTART"),
     *_rules(["^RSSI:", "^BOOT:", "^MODE:", "^SRVST:", "^SIMST:", "^DSFLOWRPT:", "^CEND:",
              "^ORIG:", "^CONF:", "^CONN:", "^STIN:", "^NDISSTAT:", "^RFSWITCH:"]),
     # Sierra Wireless / Wavecom.
-    UrcRule("+WIND:", ("AT+WIND",)),
+    UrcRule("+WIND:", ("AT+WIND?",)),
 )
 
 
@@ -245,7 +249,7 @@ class AtSession:
                 if expect_prompt:
                     self._await(cmd, lines, deadline, echo=cmd.strip(), until_prompt=True)
                     self._write(data or "", cmd)
-                    echo = (data or "").replace(CTRL_Z, "").strip()
+                    echo = _CONTROL.sub("", data or "").strip()
                     return self._await(cmd, lines, deadline, echo=echo)
                 return self._await(cmd, lines, deadline, echo=cmd.strip())
             finally:
@@ -290,7 +294,8 @@ class AtSession:
             assert isinstance(item, str)
             if expect_echo:
                 expect_echo = False
-                if item.replace(CTRL_Z, "").strip() == echo:
+                # Control characters (a Ctrl-Z, the ESC that ended an earlier prompt) are echoed too.
+                if _CONTROL.sub("", item).strip() == echo:
                     continue
             is_final, error = final_outcome(item, command=cmd, lines=lines)
             if not is_final:
@@ -340,6 +345,11 @@ class AtSession:
             else:
                 self._events.put(Urc(rule.prefix, line))
         elif pending is not None:
+            if final_outcome(line)[0]:
+                # The command is over as of this line: what follows in the same burst (a URC
+                # sharing a prefix with the answer) is unsolicited. Cleared before the put, so
+                # the next command's own _pending is never overwritten.
+                self._pending = None
             self._responses.put(line)
         else:
             log.debug("%s: dropped a line outside any command: %r", self.name, line)
