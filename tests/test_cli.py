@@ -1,0 +1,91 @@
+"""The ``otppi`` command line, run as operators run it: one clear line, non-zero on error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .helpers import otppi
+
+
+@pytest.fixture
+def root(short_tmp: Path) -> Path:
+    result = otppi(short_tmp, "migrate")
+    assert result.stdout.startswith("schema migrated from version 0 to")
+    return short_tmp
+
+
+def fails(root: Path, *args: str, stdin: str | None = None) -> str:
+    result = otppi(root, *args, stdin=stdin, check=False)
+    assert result.returncode != 0, result.stdout
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("otppi: "), result.stderr
+    return result.stderr
+
+
+def test_commands_need_a_migrated_store(short_tmp: Path) -> None:
+    assert "otppi migrate" in fails(short_tmp, "block", "list")
+
+
+def test_migrate_twice(root: Path) -> None:
+    assert otppi(root, "migrate").stdout.startswith("schema is up to date")
+    assert oct((root / "var/lib/otppi/secrets/otp.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_admin_and_api_user(root: Path) -> None:
+    assert otppi(root, "admin", "add", "root", "--password-stdin", "--email", "ops@example.com",
+                 stdin="s3cret\n").stdout == "administrator 'root' added\n"
+    assert "already exists" in fails(root, "admin", "add", "root", "--password-stdin", stdin="x\n")
+    assert "--password-stdin" in fails(root, "admin", "add", "other")
+    assert "empty" in fails(root, "api-user", "add", "app", "--password-stdin", stdin="\n")
+    otppi(root, "api-user", "add", "app", "--password-stdin", stdin="pw\n")
+    assert otppi(root, "api-user", "list").stdout == "app\tactive\n"
+    db = (root / "var/lib/otppi/otppi.db").read_bytes()
+    assert b"s3cret" not in db and b"$argon2id$" in db
+
+
+def test_settings(root: Path) -> None:
+    assert otppi(root, "settings", "set", "sms.country_code", "62").stdout == "sms.country_code = 62\n"
+    assert otppi(root, "settings", "set", "sms.prefix_length", "5").stdout == "sms.prefix_length = 5\n"
+    assert otppi(root, "settings", "set", "api.http_port", "8081").stdout == "api.http_port = 8081\n"
+    assert otppi(root, "settings", "get", "api.http_port").stdout == "8081\n"
+    assert "1 to 65535" in fails(root, "settings", "set", "api.http_port", "70000")
+    assert "unknown setting" in fails(root, "settings", "get", "api.nope")
+    otppi(root, "settings", "set", "feeder_mqtt.password", "hunter2")
+    assert otppi(root, "settings", "get", "feeder_mqtt.password").stdout == "(set)\n"
+    listing = otppi(root, "settings", "list").stdout
+    assert "hunter2" not in listing
+    assert "general.otp_expiration = 300000" in listing and "dhcp.ranges = " in listing
+
+
+def test_block_list(root: Path) -> None:
+    assert otppi(root, "block", "add", "08126666666").stdout == "628126666666 blocked\n"
+    otppi(root, "block", "add", "+62 812 6666 666")  # the same number: no duplicate
+    assert otppi(root, "block", "list").stdout == "628126666666\n"
+    assert "not a phone number" in fails(root, "block", "add", "'; drop table x")
+    otppi(root, "block", "remove", "08126666666")
+    assert "not on the block list" in fails(root, "block", "remove", "08126666666")
+    assert otppi(root, "block", "list").stdout == "the block list is empty\n"
+
+
+def test_modem_records(root: Path) -> None:
+    otppi(root, "modem", "add", "m1", "--port", "/dev/ttyUSB0", "--prefix", "0871", "--prefix", "62872")
+    otppi(root, "modem", "add", "m4", "--port", "/dev/ttyUSB3", "--default", "--no-api", "--inactive",
+          "--baud", "9600")
+    modems = json.loads(otppi(root, "modem", "list", "--json").stdout)
+    assert modems[0] == {"name": "m1", "port": "/dev/ttyUSB0", "prefixes": ["62871", "62872"], "default": False,
+                         "send_from_api": True, "active": True, "baud_rate": 115200}
+    assert modems[1]["default"] and not modems[1]["send_from_api"] and not modems[1]["active"]
+    assert otppi(root, "modem", "list").stdout.splitlines()[1].startswith("m4\t/dev/ttyUSB3")
+    assert "already exists" in fails(root, "modem", "add", "m1", "--port", "/dev/ttyUSB9")
+    assert "baud" in fails(root, "modem", "add", "m2", "--port", "/dev/ttyUSB1", "--baud", "1234")
+    assert "digits" in fails(root, "modem", "add", "m2", "--port", "/dev/ttyUSB1", "--prefix", "62a")
+    otppi(root, "modem", "remove", "m1")
+    assert "no modem" in fails(root, "modem", "remove", "m1")
+
+
+def test_help_names_every_command(root: Path) -> None:
+    text = otppi(root, "--help").stdout
+    for word in ("migrate", "admin", "api-user", "settings", "block", "modem"):
+        assert word in text
