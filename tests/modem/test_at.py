@@ -327,6 +327,17 @@ def test_a_silent_modem_times_out_and_the_session_recovers(modem, conn):
     assert conn.session.send_pdu(part.tpdu_length, part.pdu, timeout=2) == 0
 
 
+def test_a_late_prompt_is_abandoned_and_the_session_goes_on(modem, conn):
+    modem.set_prompt_delay(5.0)
+    part = submit_part()
+    with pytest.raises(ModemTimeout):
+        conn.session.send_pdu(part.tpdu_length, part.pdu, timeout=0.2)
+    modem.set_prompt_delay(0)
+    assert conn.command("AT+CGMI") == ["SIMCOM_Ltd"]
+    assert conn.session.send_pdu(part.tpdu_length, part.pdu, timeout=2) == 0
+    assert modem.sent.parts()[0].text == "Your code is 123456"
+
+
 def test_unplug_raises_modem_closed_for_the_command_in_flight(modem, conn):
     modem.go_silent()
     outcome: list[BaseException] = []

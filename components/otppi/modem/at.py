@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 CTRL_Z = "\x1a"
 _CONTROL = re.compile(r"[\x00-\x1f]")
-MAX_URC_LINES = 32  # a quoted URC string longer than this is a garbled one
+MAX_URC_LINES = 32
+ESCAPE_GRACE = 1.0  # seconds to wait for the answer to the ESC that abandons a prompt  # a quoted URC string longer than this is a garbled one
 ESC = "\x1b"
 
 
@@ -247,7 +248,8 @@ class AtSession:
                 self._write(cmd + "\r", cmd)
                 lines: list[str] = []
                 if expect_prompt:
-                    self._await(cmd, lines, deadline, echo=cmd.strip(), until_prompt=True)
+                    self._await(cmd, lines, deadline, echo=cmd.strip(), until_prompt=True,
+                                grace=min(timeout, ESCAPE_GRACE))
                     self._write(data or "", cmd)
                     echo = _CONTROL.sub("", data or "").strip()
                     return self._await(cmd, lines, deadline, echo=echo)
@@ -273,7 +275,7 @@ class AtSession:
         return int(value.split(",")[0])
 
     def _await(self, cmd: str, lines: list[str], deadline: float, *, echo: str,
-               until_prompt: bool = False) -> list[str]:
+               until_prompt: bool = False, grace: float = 0.0) -> list[str]:
         expect_echo = bool(echo)
         while True:
             remaining = deadline - time.monotonic()
@@ -282,8 +284,7 @@ class AtSession:
                     self._responses.get_nowait())
             except queue.Empty:
                 if until_prompt:
-                    # Leave message-input mode so the next command is not taken as PDU text.
-                    self._write(ESC, cmd)
+                    self._escape_prompt(cmd, grace)
                 raise ModemTimeout(f"{cmd}: no final result code") from None
             if isinstance(item, _Lost):
                 raise ModemClosed(f"{cmd}: port lost: {item.exc}")
@@ -306,6 +307,23 @@ class AtSession:
             if until_prompt:
                 raise ModemError(f"{cmd}: {item} instead of the '> ' prompt")
             return lines
+
+    def _escape_prompt(self, cmd: str, grace: float) -> None:
+        """Leave message-input mode with ESC (TS 27.005 clause 3.5.1) so the next command is not
+        taken as PDU text, and wait a little for the modem's OK to it, so that OK is not taken
+        for the next command's."""
+        self._write(ESC, cmd)
+        deadline = time.monotonic() + grace
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                item = self._responses.get(timeout=remaining)
+            except queue.Empty:
+                return
+            if isinstance(item, _Lost):
+                self._responses.put(item)
+                return
+            if isinstance(item, str) and final_outcome(item)[0]:
+                return
 
     def _write(self, text: str, cmd: str) -> None:
         try:

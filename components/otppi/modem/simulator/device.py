@@ -1,10 +1,8 @@
 """One simulated modem: bytes in from its pty, V.250 behaviour, bytes out; faults on request.
 
 Everything a modem does happens on its own serving thread (commands, timers, output), so its state
-needs no locks; other threads (tests, the control socket) hand work over with `call()`. Injected
-faults are named for what the driver sees: `fail_sends` (+CMS ERROR on the next sends),
-`go_silent` (no answers at all), `unplug`, `power_cycle` (SIM busy while it starts),
-`network_delay`.
+needs no locks; other threads (tests, the control socket) hand work over with `call()`. The faults
+and injections are in `faults`.
 """
 
 from __future__ import annotations
@@ -62,6 +60,7 @@ class SimulatedModem(FaultsAndInjections):
         self.imei = imei or default_imei(profile, index)
         self.link_path = link_path
         self.network_delay = network_delay
+        self.prompt_delay = 0.0  # seconds between AT+CMGS and its "> " (input is taken at once)
         self.status_report_delay = 0.0
         self.sim_busy_seconds = sim_busy_seconds
         self.ussd: dict[str, UssdReply] = {**DEFAULT_USSD, **(ussd or {})}
@@ -173,7 +172,14 @@ class SimulatedModem(FaultsAndInjections):
         """Message-input mode: "> ", then text up to Ctrl-Z goes to `done` (ESC cancels)."""
         self._mode = "prompt"
         self._prompt_done = done
-        self._write(b"\r\n> ")
+        if self.prompt_delay <= 0:
+            self._write(b"\r\n> ")
+            return
+
+        def late_prompt() -> None:  # only if this very prompt is still open
+            if self._prompt_done is done:
+                self._write(b"\r\n> ")
+        self.schedule(self.prompt_delay, late_prompt)
 
     def enter_data_mode(self) -> None:
         self._mode = "data"

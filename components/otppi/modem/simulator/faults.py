@@ -2,7 +2,7 @@
 
 Faults are named for what the driver sees: `fail_sends` (+CMS ERROR on the next sends),
 `go_silent` (no answers at all), `unplug`, `power_cycle` (the SIM busy while it starts),
-`set_network_delay`, `interleave_urc` (an unsolicited line in the middle of the next answer).
+`set_network_delay`, `set_prompt_delay`, `interleave_urc` (an unsolicited line in the middle of the next answer).
 Injections play the network: an SMS arriving, a status report, a USSD reply. Each hands its work
 to the modem's own thread with `call()`.
 """
@@ -45,7 +45,12 @@ class FaultsAndInjections:
         self.call(setattr, self, "silent", False)
 
     def set_network_delay(self, seconds: float) -> None:
+        """Each send (and USSD request) takes this long on the network before its answer."""
         self.call(setattr, self, "network_delay", float(seconds))
+
+    def set_prompt_delay(self, seconds: float) -> None:
+        """The "> " after AT+CMGS comes this late (the modem takes input at once)."""
+        self.call(setattr, self, "prompt_delay", float(seconds))
 
     def unplug(self) -> None:
         """Close the pty, as a USB modem pulled out: the client's port fails."""
@@ -69,6 +74,7 @@ class FaultsAndInjections:
             self.silent = False
             self.send_failures.clear()
             self.network_delay = 0.0
+            self.prompt_delay = 0.0
             self.dial_result = None
         self.call(clear)
 
