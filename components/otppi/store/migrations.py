@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from peewee import SqliteDatabase
+from peewee import Model, SqliteDatabase
+from playhouse.migrate import SqliteMigrator, migrate as apply_operations
 
 from . import models
 
@@ -20,7 +21,27 @@ def _initial(database: SqliteDatabase) -> None:
     database.create_tables(models.ALL_MODELS, safe=True)
 
 
-MIGRATIONS: tuple[tuple[int, Migration], ...] = ((1, _initial),)
+def _add_missing_columns(database: SqliteDatabase, model: type[Model], names: list[str]) -> None:
+    """Add *names* of *model* that the table lacks (a fresh database already has them)."""
+    table = model._meta.table_name
+    present = {column.name for column in database.get_columns(table)}
+    migrator = SqliteMigrator(database)
+    operations = [migrator.add_column(table, model._meta.fields[name].column_name, model._meta.fields[name])
+                  for name in names if model._meta.fields[name].column_name not in present]
+    if operations:
+        apply_operations(*operations)
+
+
+def _modem_component(database: SqliteDatabase) -> None:
+    """Pacing, quarantine and delivery-report settings; modem status; multipart inbox parts."""
+    database.create_tables([models.ModemStatus, models.InboxPart], safe=True)
+    _add_missing_columns(database, models.SmsSettings, [
+        "min_interval_ms", "daily_cap", "failures_to_quarantine", "quarantine_seconds", "queue_timeout",
+        "status_report"])
+    _add_missing_columns(database, models.SmsOutbox, ["message_refs", "tried"])
+
+
+MIGRATIONS: tuple[tuple[int, Migration], ...] = ((1, _initial), (2, _modem_component))
 
 LATEST = MIGRATIONS[-1][0]
 

@@ -98,6 +98,16 @@ class SmsSettings(SettingsPage):
     prefix_length = IntegerField(default=5)
     log_outgoing = BooleanField(default=True)
     monitor_traffic = BooleanField(default=True)
+    # Pacing, per modem: the least time between two messages, and an optional daily cap (0: none).
+    min_interval_ms = IntegerField(default=0)
+    daily_cap = IntegerField(default=0)
+    # A modem failing this many sends in a row rests (quarantine), is reopened, then retried.
+    failures_to_quarantine = IntegerField(default=3)
+    quarantine_seconds = IntegerField(default=60)
+    # How long a message may wait for a usable modem before it fails with 1101.
+    queue_timeout = IntegerField(default=300)
+    # Ask the network for delivery reports (SMS-STATUS-REPORT) on every message.
+    status_report = BooleanField(default=True)
 
 
 class _FeederSettings(SettingsPage):
@@ -418,6 +428,10 @@ class SmsOutbox(BaseModel):
     expires_at = FloatField(null=True)
     parts = IntegerField(default=0)
     delivery_state = CharField(default="")
+    # The modem's TP-MR of each part, "12,13": status reports are matched on (modem, reference).
+    message_refs = CharField(default="")
+    # Modems that already failed this message, "modem1,modem3": failover skips them.
+    tried = CharField(default="")
 
 
 class EmailOutbox(BaseModel):
@@ -461,6 +475,40 @@ class InboxMessage(BaseModel):
     parts = IntegerField(default=1)
 
 
+class ModemStatus(BaseModel):
+    """What the modem component knows of each modem right now, for the monitor, CLI and admin."""
+
+    name = CharField(unique=True)
+    state = CharField(default="starting")  # starting | ready | quarantined | disconnected | internet
+    connected = BooleanField(default=False)
+    signal_dbm = IntegerField(null=True)
+    registration = CharField(default="")
+    operator = CharField(default="")
+    last_error = CharField(default="")
+    failures = IntegerField(default=0)
+    quarantined_until = FloatField(null=True)
+    sent_day = CharField(default="")
+    sent_today = IntegerField(default=0)
+    last_sent_at = FloatField(null=True)
+    updated_at = FloatField(default=now)
+
+
+class InboxPart(BaseModel):
+    """One part of an incoming multipart SMS, kept until every part is in (survives restarts)."""
+
+    modem = CharField()
+    sender = CharField()
+    reference = IntegerField()
+    total = IntegerField()
+    sequence = IntegerField()
+    text = TextField()
+    sent_at = FloatField(null=True)
+    received_at = FloatField(default=now)
+
+    class Meta:
+        indexes = ((("modem", "sender", "reference", "total", "sequence"), True),)
+
+
 class Event(BaseModel):
     """What the monitor and the buzzer watch: one row per outcome or connection change."""
 
@@ -484,6 +532,7 @@ LIST_MODELS: tuple[type[BaseModel], ...] = (
     KeystoreEntry,
 )
 
-QUEUE_MODELS: tuple[type[BaseModel], ...] = (SmsOutbox, EmailOutbox, Otp, InboxMessage, Event)
+QUEUE_MODELS: tuple[type[BaseModel], ...] = (SmsOutbox, EmailOutbox, Otp, InboxMessage, InboxPart, ModemStatus,
+                                              Event)
 
 ALL_MODELS: tuple[type[BaseModel], ...] = (Meta,) + SETTINGS_PAGES + LIST_MODELS + QUEUE_MODELS
