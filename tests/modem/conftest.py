@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from otppi.modem.at import AtSession, Urc
 from otppi.modem.port import PortSettings, open_port
 from otppi.modem.simulator import SimulatedModem, Simulator

@@ -5,13 +5,19 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from otppi.modem import pdu
-from otppi.modem.at import AtSession, Urc, final_outcome, match_urc, response_value
+from otppi.modem.at import (
+    AtSession,
+    Urc,
+    changes_echo,
+    final_outcome,
+    match_urc,
+    response_value,
+)
 from otppi.modem.errors import (
     CmeError,
-    CommandError,
     CmsError,
+    CommandError,
     DialError,
     ModemClosed,
     ModemError,
@@ -136,6 +142,30 @@ def test_a_solicited_prefix_is_an_answer_during_its_own_command(modem, conn):
     modem.interleave_urc("+CREG: 2")
     assert conn.command("AT+CSQ") == ["+CSQ: 20,99"]
     assert conn.urcs.wait_for("+CREG:").value == "2"
+
+
+def test_a_urc_crossing_a_read_command_with_its_prefix_stays_a_urc(modem, conn):
+    conn.command("AT")  # the session has seen the echo: echo is on
+    modem.cross_next_command("+CPIN: READY")
+    assert conn.command("AT+CPIN?") == ["+CPIN: READY"]
+    assert conn.urcs.wait_for("+CPIN:").line == "+CPIN: READY"
+
+
+def test_echo_changes_are_relearned(modem, conn):
+    """After ATE0 nothing is known about echo, so a read command's answer is never taken for a
+    URC for want of an echo."""
+    conn.command("AT")
+    conn.command("ATE0")
+    assert conn.command("AT+CPIN?") == ["+CPIN: READY"]
+    assert conn.command("AT+CREG?") == ["+CREG: 0,1"]
+
+
+@pytest.mark.parametrize("command,changes", [
+    ("ATE0", True), ("ATE1", True), ("ATZ", True), ("AT&F", True), ("ATQ0 V1 E1 S0=0", True),
+    ("AT+CPIN?", False), ("ATD*99#", False), ("AT+CEER", False), ("AT^SYSINFO", False),
+])
+def test_which_commands_may_switch_echo(command, changes):
+    assert changes_echo(command) is changes
 
 
 def test_the_handler_may_send_commands_and_read_the_new_sms(modem, conn):

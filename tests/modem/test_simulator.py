@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import serial
-
 from otppi.modem import pdu
-from otppi.modem.errors import CmeError, CommandError, CmsError, ModemClosed
+from otppi.modem.errors import CmeError, CmsError, CommandError, ModemClosed
 from otppi.modem.simulator import PROFILES, Simulator
 from otppi.modem.simulator.control import request
 from otppi.modem.simulator.parser import parse_line

@@ -29,10 +29,10 @@ from .port import Port
 log = logging.getLogger(__name__)
 
 CTRL_Z = "\x1a"
-_CONTROL = re.compile(r"[\x00-\x1f]")
-MAX_URC_LINES = 32
-ESCAPE_GRACE = 1.0  # seconds to wait for the answer to the ESC that abandons a prompt  # a quoted URC string longer than this is a garbled one
 ESC = "\x1b"
+_CONTROL = re.compile(r"[\x00-\x1f]")
+MAX_URC_LINES = 32  # a quoted URC string longer than this is a garbled one
+ESCAPE_GRACE = 1.0  # seconds to wait for the answer to the ESC that abandons a prompt
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,15 @@ def final_outcome(line: str, *, command: str | None = None,
     return False, None
 
 
+_ECHO_SETTING = re.compile(r"E[01]?|Z|&F")
+
+
+def changes_echo(command: str) -> bool:
+    """Whether a command line can switch echo (ATE0, ATE1, ATZ, AT&F, "ATQ0 V1 E1 ...")."""
+    basic = re.split(r"[+^$%D;]", command.upper()[2:], maxsplit=1)[0]
+    return bool(_ECHO_SETTING.search(basic))
+
+
 def response_value(lines: Iterable[str], prefix: str) -> str | None:
     """The text after `prefix` in the first answer line that has it: "20,99" for "+CSQ"."""
     for line in lines:
@@ -183,6 +192,10 @@ class AtSession:
         self._responses: queue.Queue[str | Prompt | _Lost] = queue.Queue()
         self._events: queue.Queue[object] = queue.Queue()
         self._pending: str | None = None
+        # Whether the modem echoes, as last seen (None: not known, e.g. right after ATE0 or ATZ),
+        # and whether the running command's echo has come back yet. Reader thread state.
+        self._echo_on: bool | None = None
+        self._echo_seen = False
         self._collecting: tuple[UrcRule, str, list[str]] | None = None
         self._lost: _Lost | None = None
         self._reader = FrameReader(port, self, framer=LineFramer(encoding), name=f"{name}-reader")
@@ -243,6 +256,7 @@ class AtSession:
         try:
             self._raise_if_closed(cmd)
             self._drain()
+            self._echo_seen = False
             self._pending = cmd
             try:
                 self._write(cmd + "\r", cmd)
@@ -356,7 +370,15 @@ class AtSession:
             self._continue_urc(line)
             return
         pending = self._pending
-        rule = match_urc(line, pending, self.urc_rules)
+        claimant = pending
+        if pending is not None and not self._echo_seen:
+            if _CONTROL.sub("", line).strip() == pending.strip():
+                self._echo_seen = True
+            elif self._echo_on:
+                # V.250 echoes characters as they arrive, so with echo on nothing before the
+                # echo answers this command: "+CPIN: READY" there is the URC after a PIN entry.
+                claimant = None
+        rule = match_urc(line, claimant, self.urc_rules)
         if rule is not None:
             if rule.data_lines or (rule.quoted and line.count('"') % 2):
                 self._collecting = (rule, line, [])
@@ -368,6 +390,7 @@ class AtSession:
                 # sharing a prefix with the answer) is unsolicited. Cleared before the put, so
                 # the next command's own _pending is never overwritten.
                 self._pending = None
+                self._echo_on = None if changes_echo(pending) else self._echo_seen
             self._responses.put(line)
         else:
             log.debug("%s: dropped a line outside any command: %r", self.name, line)

@@ -306,6 +306,9 @@ class SimulatedModem(FaultsAndInjections):
                 self._command_byte(byte)
 
     def _command_byte(self, byte: int) -> None:
+        if not self._line and byte not in (CR, LF):
+            while self.crossing:  # sent as the command starts arriving: it crosses it
+                self.urc(self.crossing.popleft())
         if self.settings.echo and byte != LF:
             self._write(bytes([byte]))
         if byte == CR:

@@ -2,7 +2,8 @@
 
 Faults are named for what the driver sees: `fail_sends` (+CMS ERROR on the next sends),
 `go_silent` (no answers at all), `unplug`, `power_cycle` (the SIM busy while it starts),
-`set_network_delay`, `set_prompt_delay`, `interleave_urc` (an unsolicited line in the middle of the next answer).
+`set_network_delay`, `set_prompt_delay`, `interleave_urc` (an unsolicited line in the middle of the
+next answer), `cross_next_command` (one that crosses the next command on the wire).
 Injections play the network: an SMS arriving, a status report, a USSD reply. Each hands its work
 to the modem's own thread with `call()`.
 """
@@ -26,6 +27,7 @@ class FaultsAndInjections:
         self.send_failures: deque[int] = deque()  # CMS codes for the next sends, in order
         self.dial_result: str | None = None  # None: the profile's CONNECT line
         self.interleaved: deque[tuple[str, str | None]] = deque()
+        self.crossing: deque[str] = deque()
         self._input_seen = threading.Condition()
         self._input_log = bytearray()
 
@@ -100,6 +102,10 @@ class FaultsAndInjections:
     def interleave_urc(self, line: str, data: str | None = None) -> None:
         """Put an unsolicited line (and its PDU line) inside the answer of the next command."""
         self.call(self.interleaved.append, (line, data))
+
+    def cross_next_command(self, line: str) -> None:
+        """Send an unsolicited line just as the next command starts arriving, ahead of its echo."""
+        self.call(self.crossing.append, line)
 
     def note_input(self, data: bytes) -> None:
         """Called on the modem's thread for every byte received, answered or not."""
