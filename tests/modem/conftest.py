@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from otppi.modem.at import AtSession, Urc
 from otppi.modem.port import PortSettings, open_port
 from otppi.modem.simulator import SimulatedModem, Simulator

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+
 from otppi.modem import pdu
 from otppi.modem.at import (
     AtSession,

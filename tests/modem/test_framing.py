@@ -12,9 +12,16 @@ import pytest
 import serial
 from hypothesis import given
 from hypothesis import strategies as st
+
 from otppi.modem.errors import ModemClosed
 from otppi.modem.framing import PROMPT, FrameReader, LineFramer
-from otppi.modem.port import Port, PortSettings, PortSettingsError, open_port, stable_path
+from otppi.modem.port import (
+    Port,
+    PortSettings,
+    PortSettingsError,
+    open_port,
+    stable_path,
+)
 
 # -- LineFramer -----------------------------------------------------------------------------------
 

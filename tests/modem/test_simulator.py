@@ -10,12 +10,18 @@ from pathlib import Path
 
 import pytest
 import serial
+
 from otppi.modem import pdu
 from otppi.modem.errors import CmeError, CmsError, CommandError, ModemClosed
 from otppi.modem.simulator import PROFILES, Simulator
 from otppi.modem.simulator.control import request
 from otppi.modem.simulator.parser import parse_line
-from otppi.modem.simulator.profiles import default_imei, get_profile, luhn_digit, swapped_iccid
+from otppi.modem.simulator.profiles import (
+    default_imei,
+    get_profile,
+    luhn_digit,
+    swapped_iccid,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -22,7 +22,14 @@ from dataclasses import dataclass
 
 import serial
 
-from .errors import CommandError, DialError, ModemClosed, ModemError, ModemTimeout, parse_error_line
+from .errors import (
+    CommandError,
+    DialError,
+    ModemClosed,
+    ModemError,
+    ModemTimeout,
+    parse_error_line,
+)
 from .framing import PROMPT, FrameReader, LineFramer, Prompt
 from .port import Port
 

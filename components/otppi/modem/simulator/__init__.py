@@ -22,7 +22,15 @@ from typing import Any
 
 from .control import ControlServer
 from .device import SimulatedModem
-from .profiles import PROFILES, Profile, SimCard, UssdMenu, UssdReply, default_sim, get_profile
+from .profiles import (
+    PROFILES,
+    Profile,
+    SimCard,
+    UssdMenu,
+    UssdReply,
+    default_sim,
+    get_profile,
+)
 from .sms import SentMessage, SentPart
 
 __all__ = [
