@@ -22,14 +22,7 @@ from dataclasses import dataclass
 
 import serial
 
-from .errors import (
-    CommandError,
-    DialError,
-    ModemClosed,
-    ModemError,
-    ModemTimeout,
-    parse_error_line,
-)
+from .errors import ModemClosed, ModemError, ModemTimeout, final_outcome
 from .framing import PROMPT, FrameReader, LineFramer, Prompt
 from .port import Port
 
@@ -120,26 +113,6 @@ def match_urc(line: str, pending: str | None,
                 return None
             return rule
     return None
-
-
-_DIAL_FAILURES = frozenset({"NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE"})
-# Some ZTE and Huawei firmwares answer an unknown command with these instead of ERROR.
-_OTHER_FAILURES = frozenset({"COMMAND NOT SUPPORT", "TOO MANY PARAMETERS"})
-
-
-def final_outcome(line: str, *, command: str | None = None,
-                  lines: list[str] | None = None) -> tuple[bool, ModemError | None]:
-    """(is the line a final result code, the error it means or None for success)."""
-    if line == "OK" or line == "CONNECT" or line.startswith("CONNECT "):
-        return True, None
-    if line == "ERROR" or line in _OTHER_FAILURES:
-        return True, CommandError(line, command=command, lines=lines)
-    if line in _DIAL_FAILURES:
-        return True, DialError(line, command=command, lines=lines)
-    error = parse_error_line(line, command=command, lines=lines)
-    if error is not None:
-        return True, error
-    return False, None
 
 
 _ECHO_SETTING = re.compile(r"E[01]?|Z|&F")

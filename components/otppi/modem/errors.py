@@ -260,3 +260,23 @@ def parse_error_line(line: str, *, command: str | None = None,
     lookup = cme_code if cls is CmeError else cms_code
     code = lookup(detail)
     return cls(code, detail or None, command=command, lines=lines)
+
+
+_DIAL_FAILURES = frozenset({"NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE"})
+# Some ZTE and Huawei firmwares answer an unknown command with these instead of ERROR.
+_OTHER_FAILURES = frozenset({"COMMAND NOT SUPPORT", "TOO MANY PARAMETERS"})
+
+
+def final_outcome(line: str, *, command: str | None = None,
+                  lines: list[str] | None = None) -> tuple[bool, ModemError | None]:
+    """(is the line a final result code (V.250 clause 5.7.2), the error it means or None)."""
+    if line == "OK" or line == "CONNECT" or line.startswith("CONNECT "):
+        return True, None
+    if line == "ERROR" or line in _OTHER_FAILURES:
+        return True, CommandError(line, command=command, lines=lines)
+    if line in _DIAL_FAILURES:
+        return True, DialError(line, command=command, lines=lines)
+    error = parse_error_line(line, command=command, lines=lines)
+    if error is not None:
+        return True, error
+    return False, None

@@ -268,7 +268,7 @@ class SimulatedModem(FaultsAndInjections):
                 if link.master in readable:
                     data = link.read()
                     if data:
-                        self._on_input(data)
+                        self._guarded(self._on_input, data)
             self._run_timers()
         for future, _function, _args in self._calls:
             future.set_exception(RuntimeError("simulated modem stopped"))
@@ -284,7 +284,15 @@ class SimulatedModem(FaultsAndInjections):
     def _run_timers(self) -> None:
         while self._timers and self._timers[0][0] <= time.monotonic():
             _due, _seq, function = heapq.heappop(self._timers)
-            function()
+            self._guarded(function)
+
+    def _guarded(self, function: Callable[..., None], *args: Any) -> None:
+        """Run simulator code; a bug in it is logged and kept for the tests, the modem serves on."""
+        try:
+            function(*args)
+        except Exception as exc:
+            log.exception("modem %d: internal error", self.index)
+            self.errors.append(exc)
 
     def _write(self, data: bytes) -> None:
         if self._link is not None and not self.silent:
