@@ -33,6 +33,7 @@ def test_long_running_units_are_notify_with_watchdog_and_restart() -> None:
         assert unit.get("Service", "WatchdogSec"), unit.name
         assert unit.get("Service", "Restart") == "on-failure", unit.name
         assert unit.get("Service", "User") == "otppi", unit.name
+        assert unit.get("Service", "MemoryMax"), unit.name
         assert "otppi-migrate.service" in unit.get_all("Unit", "After"), unit.name
 
 

@@ -36,9 +36,13 @@ class Runtime:
         self.stopped = threading.Event()
         self._generation = -1
 
-    def install_signals(self) -> None:
+    def install_signals(self, on_stop=None) -> None:
+        """SIGTERM and SIGINT stop the loop; *on_stop* may wake a loop blocked elsewhere."""
+
         def stop(signum: int, frame: object) -> None:
             self.stopped.set()
+            if on_stop is not None:
+                on_stop()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)

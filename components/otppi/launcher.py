@@ -68,10 +68,34 @@ def provision_dev_root(root: Path) -> None:
     _cli(root, "api-user", "add", DEMO_USER, "--password-stdin", stdin=DEMO_PASSWORD + "\n")
 
 
-def run(root: Path, units_dir: Path, restart_delay: float = 2.0) -> int:
+def start_simulator(root: Path, count: int) -> subprocess.Popen | None:
+    """Simulated modems on ptys, registered as sim0..simN-1 (sim0 the default modem)."""
+    if count <= 0:
+        return None
+    directory = root / "run/sim"
+    directory.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "otppi.modem.simulator", "--count", str(count),
+                             "--dir", str(directory)], env=env, stdout=subprocess.PIPE, text=True)
+    for _ in range(count):
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the modem simulator did not start")
+        print(f"simulator: {line.strip()}", flush=True)
+    existing = _cli(root, "modem", "list").stdout
+    for i in range(count):
+        name = f"sim{i}"
+        if not any(row.split("\t")[0] == name for row in existing.splitlines()):
+            extra = ["--default"] if i == 0 else []
+            _cli(root, "modem", "add", name, "--port", str(directory / f"modem{i}"), *extra)
+    return proc
+
+
+def run(root: Path, units_dir: Path, restart_delay: float = 2.0, sim_modems: int = 0) -> int:
     root.mkdir(parents=True, exist_ok=True)
     units = target_units(units_dir)
     children: list[Child] = []
+    simulator: subprocess.Popen | None = None
     for unit in units:
         argv = local_command(unit, sys.executable)
         if unit.type == "oneshot":
@@ -81,6 +105,7 @@ def run(root: Path, units_dir: Path, restart_delay: float = 2.0) -> int:
                 return result.returncode
             if unit.name == "otppi-migrate.service":
                 provision_dev_root(root)
+                simulator = start_simulator(root, sim_modems)
             continue
         children.append(Child(unit, argv, _env(root, unit)))
 
@@ -100,6 +125,8 @@ def run(root: Path, units_dir: Path, restart_delay: float = 2.0) -> int:
         f"  REST API:  http://127.0.0.1:{api_port}/api/otp   (user {DEMO_USER}, password {DEMO_PASSWORD})\n"
         f"  try:       curl -u {DEMO_USER}:{DEMO_PASSWORD} -d '{{\"command\":\"echo\",\"data\":{{}}}}' "
         f"http://127.0.0.1:{api_port}/api/sms\n"
+        f"  modems:    {sim_modems} simulated (OTPPI_SIM_MODEMS=N to change); "
+        f"inject SMS with python -m otppi.modem.simulator's control socket {root}/run/sim/control.sock\n"
         f"  CLI:       OTPPI_ROOT={root} .venv/bin/otppi --help\n"
         f"  Ctrl-C stops every component.\n",
         flush=True,
@@ -123,6 +150,10 @@ def run(root: Path, units_dir: Path, restart_delay: float = 2.0) -> int:
     finally:
         for child in reversed(children):
             child.stop(grace=10)
+        if simulator is not None:
+            simulator.terminate()
+            simulator.wait(10)
+            simulator.stdout.close()
         print("launcher: every component stopped", flush=True)
     return 0
 
@@ -131,8 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m otppi.launcher", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path("var"), help="throwaway OTPPI_ROOT (default ./var)")
     parser.add_argument("--units", type=Path, default=Path("units"), help="folder of unit files (default ./units)")
+    parser.add_argument("--sim-modems", type=int, default=int(os.environ.get("OTPPI_SIM_MODEMS", "2")),
+                        help="simulated modems to start and register (default $OTPPI_SIM_MODEMS or 2; 0: none)")
     args = parser.parse_args(argv)
-    return run(args.root.absolute(), args.units)
+    return run(args.root.absolute(), args.units, sim_modems=args.sim_modems)
 
 
 if __name__ == "__main__":

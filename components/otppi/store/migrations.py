@@ -37,8 +37,8 @@ def _modem_component(database: SqliteDatabase) -> None:
     database.create_tables([models.ModemStatus, models.InboxPart], safe=True)
     _add_missing_columns(database, models.SmsSettings, [
         "min_interval_ms", "daily_cap", "failures_to_quarantine", "quarantine_seconds", "queue_timeout",
-        "status_report"])
-    _add_missing_columns(database, models.SmsOutbox, ["message_refs", "tried"])
+        "status_report", "send_timeout"])
+    _add_missing_columns(database, models.SmsOutbox, ["message_refs", "tried", "via"])
 
 
 MIGRATIONS: tuple[tuple[int, Migration], ...] = ((1, _initial), (2, _modem_component))

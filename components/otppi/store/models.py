@@ -108,6 +108,8 @@ class SmsSettings(SettingsPage):
     queue_timeout = IntegerField(default=300)
     # Ask the network for delivery reports (SMS-STATUS-REPORT) on every message.
     status_report = BooleanField(default=True)
+    # Seconds a modem may take to accept one part (AT+CMGS) before it counts as failed.
+    send_timeout = IntegerField(default=60)
 
 
 class _FeederSettings(SettingsPage):
@@ -432,6 +434,8 @@ class SmsOutbox(BaseModel):
     message_refs = CharField(default="")
     # Modems that already failed this message, "modem1,modem3": failover skips them.
     tried = CharField(default="")
+    # The one modem a manual SMS must leave through (empty: routed like any other).
+    via = CharField(default="")
 
 
 class EmailOutbox(BaseModel):

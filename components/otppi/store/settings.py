@@ -95,6 +95,7 @@ VALIDATORS: dict[str, Callable[[Any], None]] = {
     "sms.failures_to_quarantine": _range(1, 1000),
     "sms.quarantine_seconds": _range(1, 86_400),
     "sms.queue_timeout": _range(1, 86_400),
+    "sms.send_timeout": _range(1, 600),
     "feeder_ws.port": _port,
     "feeder_amqp.port": _port,
     "feeder_redis.port": _port,
