@@ -68,5 +68,22 @@ def api(api_root: Path) -> ApiProcess:
     assert proc.stop() == 0, "the api component must stop cleanly on SIGTERM"
 
 
+@pytest.fixture
+def gateway_factory(short_tmp: Path):
+    """Build a Gateway (simulated modems + components); every one made is closed afterwards."""
+    from .gateway import Gateway
+
+    made = []
+
+    def make(count: int = 2, **kwargs) -> Gateway:
+        gw = Gateway(short_tmp / f"gw{len(made)}", count=count, **kwargs)
+        made.append(gw)
+        return gw
+
+    yield make
+    for gw in made:
+        gw.close()
+
+
 def set_setting(key: str, value: str) -> None:
     settings.set_text(key, value)
