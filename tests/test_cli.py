@@ -89,3 +89,20 @@ def test_help_names_every_command(root: Path) -> None:
     text = otppi(root, "--help").stdout
     for word in ("migrate", "admin", "api-user", "settings", "block", "modem"):
         assert word in text
+
+
+def test_modem_fields_are_editable_and_validated(root: Path) -> None:
+    otppi(root, "modem", "add", "m1", "--port", "/dev/ttyUSB0")
+    assert otppi(root, "modem", "set", "m1", "sim_pin", "1234").stdout == "modem 'm1': sim_pin = (set)\n"
+    assert otppi(root, "modem", "set", "m1", "parity", "even").stdout == "modem 'm1': parity = E\n"
+    assert otppi(root, "modem", "set", "m1", "prefixes", "0871, 0872").stdout == "modem 'm1': prefixes = 62871,62872\n"
+    otppi(root, "modem", "set", "m1", "init_dial_1", 'AT+CGDCONT=1,"IP","internet"')
+    shown = otppi(root, "modem", "show", "m1").stdout
+    assert "sim_pin = (set)" in shown and "1234" not in shown and "parity = E" in shown
+    for field, value, why in [("sim_pin", "12", "4 to 8 digits"), ("baud_rate", "1234", "one of"),
+                              ("start_bits", "2", "one of 1"), ("apn", "in\"ternet", "letters"),
+                              ("init_dial_2", "rm -rf /", "AT command"), ("imei", "1", "not an editable"),
+                              ("port", "ttyUSB0", "device path"), ("stop_bits", "3", "one of")]:
+        assert why in fails(root, "modem", "set", "m1", field, value), field
+    assert "no modem named" in fails(root, "modem", "set", "nope", "active", "false")
+    assert "a modem name" in fails(root, "modem", "add", "bad name", "--port", "/dev/ttyUSB1")

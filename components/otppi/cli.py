@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any, Callable
 
@@ -17,7 +18,7 @@ from . import __version__, keys
 from .auth import hash_password
 from .msisdn import normalize
 from .paths import Paths
-from .store import settings
+from .store import modems, settings
 from .store.db import db, open_database
 from .store.migrations import migrate, require_current
 from .store.models import Administrator, ApiUser, BlockedNumber, Modem, SmsSettings
@@ -144,35 +145,46 @@ def cmd_block_list(args: argparse.Namespace, paths: Paths) -> str:
     return "\n".join(r.msisdn for r in rows) or "the block list is empty"
 
 
-def _prefixes(values: list[str]) -> str:
-    country = SmsSettings.load().country_code
-    out = []
-    for value in values:
-        for item in value.split(","):
-            item = item.strip()
-            if not item:
-                continue
-            if not item.lstrip("+").isdigit():
-                raise CliError(f"prefix {item!r} must be digits")
-            # The seed stores prefixes as MSISDN: 0871 becomes 62871.
-            out.append(normalize(item, country) if len(item) >= 3 else item.lstrip("+"))
-    return ",".join(dict.fromkeys(out))
-
-
 def cmd_modem_add(args: argparse.Namespace, paths: Paths) -> str:
-    if not args.port.startswith("/"):
-        raise CliError("--port must be a device path such as /dev/ttyUSB0")
-    if args.baud not in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600):
-        raise CliError(f"--baud {args.baud} is not a standard baud rate")
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", args.name):
+        raise CliError("a modem name is 1 to 64 letters, digits, '.', '_' or '-'")
+    try:
+        port = modems.parse_field("port", args.port)
+        baud = modems.parse_field("baud_rate", str(args.baud))
+        prefixes = modems.parse_field("prefixes", ",".join(args.prefix or []))
+    except settings.SettingError as exc:
+        raise CliError(str(exc)) from None
     try:
         with db.atomic():
-            Modem.create(name=args.name, port=args.port, prefixes=_prefixes(args.prefix or []),
+            Modem.create(name=args.name, port=port, prefixes=prefixes,
                          is_default=args.default, send_from_api=not args.no_api, active=not args.inactive,
-                         baud_rate=args.baud)
+                         baud_rate=baud)
             settings.bump_generation()
     except IntegrityError:
         raise CliError(f"modem {args.name!r} already exists") from None
     return f"modem {args.name!r} added on {args.port}"
+
+
+def cmd_modem_set(args: argparse.Namespace, paths: Paths) -> str:
+    try:
+        value = modems.set_field(args.name, args.field, args.value)
+    except settings.SettingError as exc:
+        raise CliError(str(exc)) from None
+    shown = "(set)" if args.field in Modem.SECRETS and value else _show(value)
+    return f"modem {args.name!r}: {args.field} = {shown}"
+
+
+def cmd_modem_show(args: argparse.Namespace, paths: Paths) -> str:
+    row = Modem.get_or_none(Modem.name == args.name)
+    if row is None:
+        raise CliError(f"no modem named {args.name!r}")
+    lines = []
+    for name in Modem._meta.sorted_field_names:
+        value = getattr(row, name)
+        if name in Modem.SECRETS:
+            value = "(set)" if value else ""
+        lines.append(f"{name} = {_show(value)}")
+    return "\n".join(lines)
 
 
 def cmd_modem_remove(args: argparse.Namespace, paths: Paths) -> str:
@@ -257,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inactive", action="store_true", help="registered but never used")
     p.add_argument("--baud", type=int, default=115200)
     _sub(modem, "remove", "remove a modem", cmd_modem_remove).add_argument("name")
+    p = _sub(modem, "set", "change one field of a modem (port, sim_pin, parity, apn, init_dial_1, active …)",
+             cmd_modem_set)
+    p.add_argument("name")
+    p.add_argument("field")
+    p.add_argument("value")
+    _sub(modem, "show", "every field of a modem (secrets hidden)", cmd_modem_show).add_argument("name")
     p = _sub(modem, "list", "list modems", cmd_modem_list)
     p.add_argument("--json", action="store_true")
     return parser

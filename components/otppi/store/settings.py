@@ -131,40 +131,48 @@ def _split(key: str) -> tuple[type[SettingsPage], Field]:
     return page, field
 
 
-def parse_value(key: str, text: str) -> Any:
-    """Turn the command line's text into the field's type, then validate it."""
-    _, field = _split(key)
+def convert(field: Field, label: str, text: str) -> Any:
+    """The command line's (or a form's) text as the field's type; *label* names it in errors."""
     value: Any
     if isinstance(field, BooleanField):
         low = text.strip().lower()
         if low not in _TRUE | _FALSE:
-            raise SettingError(f"{key} must be true or false")
-        value = low in _TRUE
-    elif isinstance(field, IntegerField):
+            raise SettingError(f"{label} must be true or false")
+        return low in _TRUE
+    if isinstance(field, IntegerField):
         try:
-            value = int(text.strip())
+            return int(text.strip())
         except ValueError:
-            raise SettingError(f"{key} must be a whole number") from None
-    elif isinstance(field, FloatField):
+            raise SettingError(f"{label} must be a whole number") from None
+    if isinstance(field, FloatField):
         try:
             value = float(text.strip())
         except ValueError:
-            raise SettingError(f"{key} must be a number") from None
+            raise SettingError(f"{label} must be a number") from None
         if value != value or value in (float("inf"), float("-inf")):
-            raise SettingError(f"{key} must be a finite number")
-    else:
-        value = text
-        if any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise SettingError(f"{key} must not contain control characters")
-        if len(value) > 1024:
-            raise SettingError(f"{key} is longer than 1024 characters")
-    check = VALIDATORS.get(key)
-    if check is not None:
+            raise SettingError(f"{label} must be a finite number")
+        return value
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise SettingError(f"{label} must not contain control characters")
+    if len(text) > 1024:
+        raise SettingError(f"{label} is longer than 1024 characters")
+    return text
+
+
+def check(validators: dict[str, Callable[[Any], None]], key: str, value: Any) -> Any:
+    validator = validators.get(key)
+    if validator is not None:
         try:
-            check(value)
+            validator(value)
         except SettingError as exc:
             raise SettingError(f"{key} {exc}") from None
     return value
+
+
+def parse_value(key: str, text: str) -> Any:
+    """Turn the command line's text into the field's type, then validate it."""
+    _, field = _split(key)
+    return check(VALIDATORS, key, convert(field, key, text))
 
 
 def get(key: str) -> Any:
