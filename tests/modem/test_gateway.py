@@ -225,3 +225,31 @@ def test_expired_messages_are_dropped_not_sent(gateway_factory) -> None:
     gw.start_modem(wait_for=["m"])
     wait_until(lambda: gw.rows("select state from sms_outbox") == [("expired",)], what="dropped as expired")
     assert gw.sent(0) == []
+
+
+def test_sim_pin_from_modem_settings_and_sim_busy_after_power_up(gateway_factory) -> None:
+    gw = gateway_factory(count=2, pin="4321", sim_busy_seconds=1.5)
+    gw.add_modem("with-pin", 0)
+    gw.add_modem("without", 1)
+    gw.cli("modem", "set", "with-pin", "sim_pin", "4321")
+    gw.start_modem(wait_for=["with-pin"])
+    gw.wait_states({"without": "disconnected"})
+    error = gw.rows("select last_error from modem_status where name = 'without'")[0][0]
+    assert "asks for a PIN" in error
+    gw.cli("modem", "set", "without", "sim_pin", "4321")
+    gw.wait_states({"without": "ready"}, timeout=40)
+
+
+def test_serial_settings_are_applied_to_the_port(gateway_factory) -> None:
+    import termios
+
+    gw = gateway_factory(count=1)
+    gw.add_modem("m", 0, "--baud", "9600")
+    gw.cli("modem", "set", "m", "parity", "E")
+    gw.cli("modem", "set", "m", "stop_bits", "2")
+    gw.start_modem(wait_for=["m"])
+    iflag, oflag, cflag, lflag, ispeed, ospeed, cc = termios.tcgetattr(gw.sim[0]._link._slave)
+    assert ispeed == ospeed == termios.B9600
+    assert cflag & termios.CSTOPB, "two stop bits"
+    # Parity cannot be seen here: Linux's pty driver clears PARENB on every tcsetattr. The mapping of
+    # E/O/M/S to pyserial is covered in test_framing's port settings tests.
