@@ -253,3 +253,32 @@ def test_serial_settings_are_applied_to_the_port(gateway_factory) -> None:
     assert cflag & termios.CSTOPB, "two stop bits"
     # Parity cannot be seen here: Linux's pty driver clears PARENB on every tcsetattr. The mapping of
     # E/O/M/S to pyserial is covered in test_framing's port settings tests.
+
+
+def test_pacing_keeps_a_minimum_interval_per_modem(gateway_factory) -> None:
+    gw = gateway_factory(count=1)
+    gw.cli("settings", "set", "sms.min_interval_ms", "400")
+    gw.cli("settings", "set", "api.wait_timeout", "0")
+    gw.add_modem("m", 0, "--default")
+    gw.start_modem(wait_for=["m"])
+    gw.start_api()
+    for i in range(3):
+        gw.rest("send-sms", id=f"p{i}", receiver="0812", message=f"p{i}")
+    gw.sim[0].wait_for_sent(3, timeout=20)
+    times = [p.time for p in gw.sim[0].sent.parts()]
+    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
+    assert min(gaps) >= 0.35, gaps  # the modem is never asked again sooner than the interval
+
+
+def test_daily_cap_moves_traffic_to_the_next_modem(gateway_factory) -> None:
+    gw = gateway_factory(count=2)
+    gw.cli("settings", "set", "sms.daily_cap", "2")
+    gw.add_modem("cheap", 0, "--prefix", "62812")
+    gw.add_modem("fallback", 1, "--default")
+    gw.start_modem(wait_for=["cheap", "fallback"])
+    gw.start_api()
+    for i in range(3):
+        assert gw.rest("send-sms", id=f"c{i}", receiver="0812", message=f"c{i}")["response_code"] == "000"
+    assert [m.text for m in gw.sent(0)] == ["c0", "c1"]
+    assert [m.text for m in gw.sent(1)] == ["c2"]
+    assert gw.rows("select sent_today from modem_status where name = 'cheap'") == [(2,)]
