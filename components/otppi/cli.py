@@ -16,6 +16,7 @@ from peewee import IntegrityError
 
 from . import __version__, keys
 from .auth import hash_password
+from .cli_modem import add_modem_commands
 from .msisdn import normalize
 from .paths import Paths
 from .store import modems, settings
@@ -277,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sub(modem, "show", "every field of a modem (secrets hidden)", cmd_modem_show).add_argument("name")
     p = _sub(modem, "list", "list modems", cmd_modem_list)
     p.add_argument("--json", action="store_true")
+    add_modem_commands(top)
     return parser
 
 

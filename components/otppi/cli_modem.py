@@ -1,0 +1,455 @@
+"""``otppi`` commands for interactive modem work: information, status, USSD, manual SMS, the inbox,
+the IMEI and SIM tools and mobile internet.
+
+Only the modem component touches serial ports (docs/architecture.md, Processes), so these commands
+ask it over its control socket (:mod:`otppi.control`); a manual SMS goes through the store like every
+other message and the command waits for its outcome.
+
+These commands report their own errors: ``python -m otppi.cli`` runs the command line as
+``__main__``, whose ``CliError`` is another class than ``otppi.cli.CliError``, so an error raised here
+would escape its ``main()``. Each command prints ``otppi: <reason>`` and exits with status 1 itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import re
+import sys
+from datetime import datetime
+from typing import Any, Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from . import control, doorbell, keys
+from .contract import ContractError
+from .contract import validate as validate_request
+from .msisdn import normalize
+from .outcome import OutcomeWatcher
+from .paths import Paths
+from .seal import seal
+from .store import modems
+from .store.db import db
+from .store.settings import SettingError
+from .store.models import BlockedNumber, InboxMessage, Modem, ModemStatus, SmsOutbox, SmsSettings, TimeSettings
+
+#: Exit status of ``otppi sms send`` when the message is queued but its outcome is not known yet.
+EXIT_QUEUED = 2
+#: Seconds the client waits for the control socket beyond what it asked the modem component to take.
+MARGIN = 10.0
+STATUS_TIMEOUT = 5.0
+INFO_TIMEOUT = 60.0
+TOOL_TIMEOUT = 30.0
+
+_USSD = re.compile(r"[0-9*#+]{1,64}")  # the request contract's USSD check (otppi.contract)
+_IMEI = re.compile(r"[0-9]{15}")
+_PIN = re.compile(r"[0-9]{4,8}")
+_CME = re.compile(r"\+CME ERROR: (\d+)")
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_BARE = re.compile(r"[^\s\"'=\\]+")
+
+
+class CommandError(Exception):
+    """An error the user can act on: printed as ``otppi: <reason>``, exit status 1."""
+
+
+def _command(func: Callable[[argparse.Namespace, Paths], str]) -> Callable[[argparse.Namespace, Paths], str]:
+    @functools.wraps(func)
+    def run(args: argparse.Namespace, paths: Paths) -> str:
+        try:
+            return func(args, paths)
+        except CommandError as exc:
+            print(f"otppi: {_one_line(str(exc))}", file=sys.stderr)
+            raise SystemExit(1) from None
+    return run
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _one_line(text: str) -> str:
+    return " ".join(_CONTROL_CHARS.sub(" ", text).split("\n"))
+
+
+def _printable(text: str) -> str:
+    """Text from a modem or the network, safe for a terminal: control characters escaped, newlines kept."""
+    return _CONTROL_CHARS.sub(lambda m: f"\\x{ord(m.group()):02x}", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def _value(value: Any) -> str:
+    """One value of a key=value line: bare when it can be, JSON-quoted when it has spaces or quotes."""
+    text = "" if value is None else str(value)
+    if not text:
+        return "-"
+    return text if _BARE.fullmatch(text) else json.dumps(text, ensure_ascii=False)
+
+
+def _zone() -> ZoneInfo:
+    try:
+        return ZoneInfo(TimeSettings.load().time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _time(seconds: float | None, zone: ZoneInfo) -> str:
+    if seconds is None:
+        return "-"
+    return datetime.fromtimestamp(seconds, zone).isoformat(timespec="seconds")
+
+
+def _modem(name: str) -> Modem:
+    """The modem record *name*, which must be active: only active modems have a worker."""
+    row = Modem.get_or_none(Modem.name == name)
+    if row is None:
+        raise CommandError(f"no modem named {name[:40]!r}")
+    if not row.active:
+        raise CommandError(f"modem {name[:40]!r} is inactive")
+    return row
+
+
+def _ask(paths: Paths, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """One control request; its error (the component not running included) becomes a CommandError."""
+    answer = control.call(paths, request, timeout + MARGIN)
+    if not answer.get("ok"):
+        raise CommandError(str(answer.get("error") or "the modem component refused the request")[:500])
+    return answer
+
+
+# ---------------------------------------------------------------- modem info and status
+
+INFO_FIELDS = (("manufacturer", "manufacturer"), ("model", "model"), ("revision", "revision"), ("imei", "imei"),
+               ("imsi", "imsi"), ("iccid", "iccid"), ("operator", "operator"), ("msisdn", "msisdn"),
+               ("smsc", "sms_center"), ("signal", "signal_dbm"), ("registration", "registration"))
+
+
+@_command
+def cmd_modem_info(args: argparse.Namespace, paths: Paths) -> str:
+    _modem(args.name)
+    info = _ask(paths, {"op": "info", "modem": args.name, "timeout": INFO_TIMEOUT}, INFO_TIMEOUT)["info"]
+    if args.json:
+        return json.dumps({"modem": args.name, **info})
+    signal = info.get("signal_dbm")
+    shown = {**info, "signal_dbm": f"{signal}dBm" if isinstance(signal, int) else ""}
+    pairs = [("modem", args.name)] + [(key, shown.get(field)) for key, field in INFO_FIELDS]
+    return " ".join(f"{key}={_value(value)}" for key, value in pairs)
+
+
+def _status_line(m: dict[str, Any], zone: ZoneInfo) -> str:
+    state = m["state"]
+    if m.get("quarantined_until"):
+        state += f" until {_time(m['quarantined_until'], zone)}"
+    fields = [m["name"], state, "connected" if m.get("connected") else "not connected",
+              f"failures={m.get('failures', 0)}", f"error={_one_line(m.get('error') or '') or '-'}"]
+    if "as_of" in m:
+        fields.append(f"as of {_time(m['as_of'], zone)}")
+    return "\t".join(fields)
+
+
+@_command
+def cmd_modem_status(args: argparse.Namespace, paths: Paths) -> str:
+    answer = control.call(paths, {"op": "status"}, STATUS_TIMEOUT)
+    live = bool(answer.get("ok"))
+    if live:
+        known = {m["name"]: m for m in answer["modems"]}
+    else:
+        # The component is down: show what it last recorded, and say so.
+        print(f"otppi: {_one_line(str(answer.get('error')))}; showing the last recorded status", file=sys.stderr)
+        known = {s.name: {"name": s.name, "state": s.state, "connected": s.connected, "failures": s.failures,
+                          "quarantined_until": s.quarantined_until, "error": s.last_error, "as_of": s.updated_at}
+                 for s in ModemStatus.select()}
+    modems = []
+    for record in Modem.select().order_by(Modem.name):
+        found = known.pop(record.name, None)
+        if found is None or not record.active:
+            state = "inactive" if not record.active else ("starting" if live else "unknown")
+            found = {"name": record.name, "state": state, "connected": False, "failures": 0, "error": ""}
+        modems.append(found)
+    modems += sorted(known.values(), key=lambda m: m["name"])  # a record removed since
+    if args.json:
+        return json.dumps({"live": live, "modems": modems})
+    if not modems:
+        return "no modems"
+    zone = _zone()
+    return "\n".join(_status_line(m, zone) for m in modems)
+
+
+# ---------------------------------------------------------------- USSD
+
+
+@_command
+def cmd_ussd(args: argparse.Namespace, paths: Paths) -> str:
+    if args.cancel == (args.code is not None):
+        raise CommandError("give a USSD code (or a menu option) or --cancel, not both")
+    _modem(args.name)
+    if args.cancel:
+        _ask(paths, {"op": "ussd_cancel", "modem": args.name, "timeout": TOOL_TIMEOUT}, TOOL_TIMEOUT)
+        return f"USSD session on {args.name} ended"
+    code = args.code.strip()
+    if not _USSD.fullmatch(code):
+        raise CommandError("a USSD code is digits, *, # and + (at most 64), such as *123# or a menu option 1")
+    if not 1 <= args.timeout <= 300:
+        raise CommandError("--timeout must be 1 to 300 seconds")
+    answer = _ask(paths, {"op": "ussd", "modem": args.name, "code": code, "timeout": args.timeout}, args.timeout)
+    reply, session = str(answer.get("reply", "")), bool(answer.get("session"))
+    if args.json:
+        return json.dumps({"modem": args.name, "reply": reply, "session": session}, ensure_ascii=False)
+    lines = [_printable(reply) if reply else "(empty reply)"]
+    if session:
+        lines.append(f"the network keeps the session open: answer with 'otppi ussd {args.name} <option>', "
+                     f"or end it with 'otppi ussd {args.name} --cancel'")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- manual SMS
+
+
+def _contract_text(exc: ContractError) -> str:
+    return str(exc).replace("data.receiver", "the receiver").replace("data.message", "the text")
+
+
+@_command
+def cmd_sms_send(args: argparse.Namespace, paths: Paths) -> str:
+    try:
+        request = validate_request({"command": "send-sms", "data": {"receiver": args.receiver, "message": args.text}})
+    except ContractError as exc:
+        raise CommandError(_contract_text(exc)) from None
+    if not 0 <= args.wait <= 3600:
+        raise CommandError("--wait must be 0 to 3600 seconds")
+    try:
+        msisdn = normalize(request.data["receiver"], SmsSettings.load().country_code)
+    except ValueError:
+        raise CommandError(f"{args.receiver!r} is not a phone number") from None
+    if BlockedNumber.select().where(BlockedNumber.msisdn == msisdn).exists():
+        raise CommandError(f"{msisdn} is on the block list")
+    via = _modem(args.modem).name if args.modem else ""
+    running = control.call(paths, {"op": "status"}, STATUS_TIMEOUT)
+    if not running.get("ok"):
+        raise CommandError(f"{running.get('error')}: nothing queued")
+    watcher = OutcomeWatcher(paths, "cli")
+    try:
+        with db.atomic():
+            row = SmsOutbox.create(kind="manual", source="cli", receiver=msisdn, via=via,
+                                   body=seal(keys.otp_key(paths), request.data["message"]))
+        doorbell.ring(paths.doorbell("modem"))
+        state = watcher.wait(SmsOutbox, row.id, args.wait)
+    finally:
+        watcher.close()
+    row = SmsOutbox.get_by_id(row.id)
+    if state == "sent":
+        return f"sent via {row.modem}"
+    if state in ("failed", "expired"):
+        raise CommandError(f"not sent to {msisdn}{f' via {via}' if via else ''}: {row.last_error or state}")
+    print(f"queued (outcome not known after {args.wait:g} s)")
+    raise SystemExit(EXIT_QUEUED)
+
+
+# ---------------------------------------------------------------- inbox
+
+
+def _inbox_dict(m: InboxMessage) -> dict[str, Any]:
+    return {"id": m.id, "time": m.sent_at if m.sent_at is not None else m.received_at, "received_at": m.received_at,
+            "modem": m.modem, "sender": m.sender, "body": m.body, "parts": m.parts, "read": m.is_read}
+
+
+@_command
+def cmd_inbox_list(args: argparse.Namespace, paths: Paths) -> str:
+    query = InboxMessage.select().order_by(InboxMessage.id)
+    if args.modem:
+        query = query.where(InboxMessage.modem == args.modem)
+        if not query.exists() and Modem.get_or_none(Modem.name == args.modem) is None:
+            raise CommandError(f"no modem named {args.modem[:40]!r}")
+    messages = [_inbox_dict(m) for m in query]
+    if args.json:
+        return json.dumps(messages, ensure_ascii=False)
+    if not messages:
+        return "the inbox is empty"
+    # Bodies are any text a stranger sent: newlines shown as ⏎, other control characters escaped.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="replace")
+    zone = _zone()
+    return "\n".join(
+        f"{m['id']}\t{_time(m['time'], zone)}\t{m['modem']}\t{_printable(m['sender'])}\t"
+        + _printable(m["body"]).replace("\n", "⏎").replace("\t", " ")
+        for m in messages
+    )
+
+
+@_command
+def cmd_inbox_delete(args: argparse.Namespace, paths: Paths) -> str:
+    with db.atomic():
+        if not InboxMessage.delete().where(InboxMessage.id == args.id).execute():
+            raise CommandError(f"no inbox message {args.id}")
+    return f"inbox message {args.id} deleted"
+
+
+@_command
+def cmd_inbox_refresh(args: argparse.Namespace, paths: Paths) -> str:
+    _modem(args.name)
+    request = {"op": "inbox_refresh", "modem": args.name, "timeout": TOOL_TIMEOUT}
+    stored = _ask(paths, request, TOOL_TIMEOUT)["stored"]
+    return f"{stored} message(s) moved from the SIM of {args.name} to the inbox"
+
+
+# ---------------------------------------------------------------- IMEI tool
+
+
+def luhn_digit(digits: str) -> str:
+    """The check digit of an IMEI's first 14 digits (3GPP TS 23.003 annex B)."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if position % 2 == 0 else 1)
+        total += value - 9 if value > 9 else value
+    return str((10 - total % 10) % 10)
+
+
+@_command
+def cmd_modem_imei(args: argparse.Namespace, paths: Paths) -> str:
+    imei = args.imei.strip()
+    if not _IMEI.fullmatch(imei):
+        raise CommandError("an IMEI is 15 digits")
+    check = luhn_digit(imei[:14])
+    if imei[14] != check:
+        raise CommandError(f"{imei} fails the Luhn check: with these first 14 digits the last one is {check}")
+    _modem(args.name)
+    answer = control.call(paths, {"op": "imei", "modem": args.name, "imei": imei, "timeout": TOOL_TIMEOUT},
+                          TOOL_TIMEOUT + MARGIN)
+    if not answer.get("ok"):
+        error = str(answer.get("error", ""))
+        if "cannot change its IMEI" in error:
+            raise CommandError(f"this modem cannot change its IMEI: {args.name} refused AT+EGMR")
+        raise CommandError(error or "the modem component refused the request")
+    return f"IMEI of {args.name} is now {imei} (restart the modem for the network to see it)"
+
+
+# ---------------------------------------------------------------- SIM tool
+
+_CME_MEANING = {
+    16: "the SIM refused the PIN (wrong PIN)",
+    12: "the SIM now asks for its PUK: too many wrong PINs",
+    11: "the SIM asks for its PIN first",
+    3: "the SIM does not allow this now (a PIN can only be changed while the PIN lock is on)",
+}
+
+
+def _read_pins(args: argparse.Namespace) -> tuple[str, str]:
+    if not args.pin_stdin:
+        raise CommandError("give the PIN on standard input with --pin-stdin (never on the command line)")
+    pin = sys.stdin.readline().rstrip("\r\n")
+    new = sys.stdin.readline().rstrip("\r\n") if args.action == "change" else ""
+    if not _PIN.fullmatch(pin):
+        raise CommandError("the current SIM PIN (first line) must be 4 to 8 digits")
+    if args.action == "change" and not _PIN.fullmatch(new):
+        raise CommandError("the new SIM PIN (second line) must be 4 to 8 digits")
+    return pin, new
+
+
+@_command
+def cmd_sim_pin(args: argparse.Namespace, paths: Paths) -> str:
+    pin, new = _read_pins(args)
+    _modem(args.name)
+    answer = control.call(paths, {"op": "sim_pin", "modem": args.name, "action": args.action, "pin": pin,
+                                  "new_pin": new, "timeout": TOOL_TIMEOUT}, TOOL_TIMEOUT + MARGIN)
+    if not answer.get("ok"):
+        error = str(answer.get("error", ""))
+        code = _CME.search(error)
+        if code and int(code.group(1)) in _CME_MEANING:
+            raise CommandError(f"{args.name}: {_CME_MEANING[int(code.group(1))]}")
+        for secret in filter(None, (pin, new)):
+            error = error.replace(secret, "****")
+        raise CommandError(error or "the modem component refused the request")
+    # The modem component enters this PIN when it opens the modem after a power cycle.
+    # Saving it restarts the modem's worker, which finds the SIM already unlocked.
+    saved = {"enable": pin, "change": new, "disable": ""}[args.action]
+    try:
+        modems.set_field(args.name, "sim_pin", saved)
+    except SettingError as exc:
+        raise CommandError(f"the SIM took it, but the PIN could not be saved: {exc}") from None
+    doorbell.ring(paths.doorbell("modem"))
+    done = {"enable": "SIM PIN lock enabled", "change": "SIM PIN changed", "disable": "SIM PIN lock disabled"}
+    where = "saved in" if saved else "removed from"
+    return f"{done[args.action]} on {args.name}; the PIN is {where} its modem settings"
+
+
+# ---------------------------------------------------------------- mobile internet
+
+
+@_command
+def cmd_internet(args: argparse.Namespace, paths: Paths) -> str:
+    _modem(args.name)
+    answer = _ask(paths, {"op": "internet", "modem": args.name, "action": args.action, "timeout": TOOL_TIMEOUT},
+                  TOOL_TIMEOUT)
+    error = _one_line(str(answer.get("error") or ""))
+    return f"{args.name}: internet {answer.get('state', 'unknown')}" + (f" ({error})" if error else "")
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _sub(parent: argparse._SubParsersAction, name: str, help: str, func: Callable | None = None,
+         **kwargs: Any) -> argparse.ArgumentParser:
+    parser = parent.add_parser(name, help=help, description=help, **kwargs)
+    if func is not None:
+        parser.set_defaults(func=func)
+    return parser
+
+
+def _children(top: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
+    """The subcommands of command *name*, which is made when it does not exist yet."""
+    parser = top.choices.get(name)
+    if parser is None:
+        return _sub(top, name, help).add_subparsers(dest="action", required=True)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise ValueError(f"command {name!r} has no subcommands")
+
+
+def add_modem_commands(top: argparse._SubParsersAction) -> None:
+    """Add the interactive modem commands to the ``otppi`` parser's top-level subcommands."""
+    modem = _children(top, "modem", "modem records")
+    p = _sub(modem, "info", "ask a modem for its identity, operator and signal", cmd_modem_info)
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p = _sub(modem, "status", "each modem's state from the modem component (the last recorded one while it is "
+             "not running)", cmd_modem_status)
+    p.add_argument("--json", action="store_true")
+    p = _sub(modem, "imei", "write a new IMEI into a modem (modems with AT+EGMR only)", cmd_modem_imei)
+    p.add_argument("name")
+    p.add_argument("imei", metavar="NEW_IMEI", help="15 digits, the last one the Luhn check digit")
+
+    p = _sub(top, "ussd", "run a USSD code on a modem, answer its menu, or end the session", cmd_ussd,
+             epilog="When the network keeps the session open, answer with 'otppi ussd NAME OPTION'.")
+    p.add_argument("name")
+    p.add_argument("code", nargs="?", help="a code such as *123#, or the option to answer an open menu with")
+    p.add_argument("--cancel", action="store_true", help="end the open USSD session")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the network (default 30)")
+    p.add_argument("--json", action="store_true")
+
+    sms = _children(top, "sms", "manual SMS")
+    p = _sub(sms, "send", "send an SMS by hand (any active modem may send it, API or not)", cmd_sms_send,
+             epilog="Exit status: 0 sent, 1 failed or refused, 2 queued but the outcome is not known within "
+                    "--wait seconds (it may still be sent).")
+    p.add_argument("receiver")
+    p.add_argument("text")
+    p.add_argument("--modem", metavar="NAME", help="the modem that must send it (default: routed by prefix)")
+    p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the outcome (default 60)")
+
+    inbox = _children(top, "inbox", "SMS received by the modems")
+    p = _sub(inbox, "list", "list received SMS", cmd_inbox_list)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--modem", metavar="NAME", help="only messages received by this modem")
+    _sub(inbox, "delete", "delete a received SMS", cmd_inbox_delete).add_argument("id", type=int)
+    p = _sub(inbox, "refresh", "move every SMS stored on a modem's SIM into the inbox", cmd_inbox_refresh)
+    p.add_argument("name")
+
+    sim = _children(top, "sim", "the SIM tool")
+    p = _sub(sim, "pin", "turn a SIM's PIN lock on or off, or change its PIN", cmd_sim_pin,
+             epilog="PINs are read from standard input: the current PIN on the first line, the new one on the "
+                    "second (change only).")
+    p.add_argument("name")
+    p.add_argument("action", choices=("enable", "disable", "change"))
+    p.add_argument("--pin-stdin", action="store_true", help="read the PIN(s) from standard input")
+
+    p = _sub(top, "internet", "mobile internet through a modem (Internet Access in its settings)", cmd_internet)
+    p.add_argument("name")
+    p.add_argument("action", choices=("up", "down", "state"))
