@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import threading
 from pathlib import Path
 
 import pytest
@@ -25,22 +23,16 @@ def make_sysfs(root: Path) -> Path:
 
 def test_reset_toggles_authorized_of_the_usb_device(tmp_path: Path) -> None:
     device = make_sysfs(tmp_path)
-    authorized = device / "authorized"
-    authorized.unlink()
-    os.mkfifo(authorized)  # sees each write separately, as sysfs does
-    writes: list[str] = []
-
-    def read_twice() -> None:
-        for _ in range(2):
-            with open(authorized) as fifo:
-                writes.append(fifo.read())
-
-    reader = threading.Thread(target=read_twice)
-    reader.start()
-    found = usbreset.reset("/dev/ttyUSB0", sys_root=tmp_path)
-    reader.join(5)
+    writes: list[tuple[Path, str]] = []
+    found = usbreset.reset("/dev/ttyUSB0", sys_root=tmp_path, write=lambda path, text: writes.append((path, text)))
     assert found == device.resolve()
-    assert writes == ["0", "1"]
+    assert writes == [(device.resolve() / "authorized", "0"), (device.resolve() / "authorized", "1")]
+
+
+def test_reset_writes_the_sysfs_file(tmp_path: Path) -> None:
+    device = make_sysfs(tmp_path)
+    usbreset.reset("/dev/ttyUSB0", sys_root=tmp_path)
+    assert (device / "authorized").read_text() == "1"
 
 
 def test_a_pty_is_not_a_usb_device(tmp_path: Path) -> None:

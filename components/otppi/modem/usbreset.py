@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
 
 
 def usb_device_dir(tty: str, sys_root: Path = Path("/sys")) -> Path:
@@ -24,10 +29,9 @@ def usb_device_dir(tty: str, sys_root: Path = Path("/sys")) -> Path:
     raise LookupError(f"{tty} is not on a USB device")
 
 
-def reset(tty: str, sys_root: Path = Path("/sys")) -> Path:
+def reset(tty: str, sys_root: Path = Path("/sys"), write: Callable[[Path, str], None] = _write) -> Path:
     """Re-enumerate the modem's USB device; needs write access to its ``authorized`` file."""
     device = usb_device_dir(tty, sys_root)
-    authorized = device / "authorized"
-    authorized.write_text("0")
-    authorized.write_text("1")
+    write(device / "authorized", "0")
+    write(device / "authorized", "1")
     return device

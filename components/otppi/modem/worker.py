@@ -254,8 +254,9 @@ class ModemWorker(threading.Thread):
         self._set_state("quarantined" if self.quarantined_until > time.time() else "ready", "")
         log.info("%s: connected on %s", self.config.name, self.config.port)
         self._guard(self._identify)
-        self._guard(self.read_inbox)
-        return True
+        if self.device is not None:  # identifying may have found the port gone again
+            self._guard(self.read_inbox)
+        return self.device is not None
 
     def _disconnect(self, reason: str) -> None:
         if self.device is not None:
@@ -339,6 +340,8 @@ class ModemWorker(threading.Thread):
             self._write_status(signal_dbm=signal)
 
     def _identify(self) -> None:
+        if self.device is None:
+            raise ModemClosed(f"modem {self.config.name} is {self.state}")
         info = self.device.info()
         identity = {k: getattr(info, k) for k in ("manufacturer", "model", "revision", "imei", "imsi", "operator",
                                                      "msisdn", "sms_center")}
@@ -349,6 +352,8 @@ class ModemWorker(threading.Thread):
 
     def read_inbox(self) -> int:
         """Move every message stored on the SIM into the store, then off the SIM."""
+        if self.device is None:
+            raise ModemClosed(f"modem {self.config.name} is {self.state}")
         count = 0
         for stored in self.device.stored_messages():
             if self._store_pdu(stored.pdu_hex):
