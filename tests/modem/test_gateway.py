@@ -192,7 +192,7 @@ def test_modems_are_picked_up_live(gateway_factory) -> None:
     gw.wait_states({"a": "ready", "b": "ready"})
     gw.cli("modem", "remove", "a")
     wait_until(lambda: "a" not in gw.states(), what="a's worker gone")
-    assert gw.rows("select name from modem_status") == [("b",)]
+    wait_until(lambda: gw.rows("select name from modem_status") == [("b",)], what="a's status row gone")
 
 
 def test_kill_9_loses_nothing_and_sends_nothing_twice(gateway_factory) -> None:
