@@ -48,12 +48,12 @@ cmd="${1:-}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
     run)
-        need_debs openssl
+        need_debs openssl ppp
         setup_venv requirements.lock
         exec "$PY" -m otppi.launcher --root ./var --units ./units "$@"
         ;;
     test)
-        need_debs openssl
+        need_debs openssl ppp
         setup_venv requirements-test.lock
         exec "$PY" -m pytest "$@"
         ;;

@@ -166,7 +166,6 @@ def test_values_at_their_limit_are_accepted(limit: dict) -> None:
     render_peer(settings, Path("/etc/chatscripts/otppi-modem1"))
 
 
-@pytest.mark.xfail(strict=True, reason="validate() does not check the port: a newline in it becomes a pppd option")
 def test_a_port_that_would_inject_a_pppd_option_is_refused() -> None:
     settings = replace(TYPICAL, port="/dev/ttyUSB0\nconnect /bin/sh")
     with pytest.raises(InternetError):
@@ -233,7 +232,6 @@ def test_chat_stops_at_an_init_string_the_modem_refuses(tmp_path, make_simulator
 
 
 @needs_chat
-@pytest.mark.xfail(strict=True, reason="render_chat writes '^' as is, and chat(8) reads '^X' as Ctrl-X")
 def test_a_huawei_init_string_reaches_the_modem_as_typed(tmp_path, make_simulator) -> None:
     modem = make_simulator(profiles="huawei-e173")[0]
     result = run_chat(tmp_path, modem, replace(TYPICAL, port=modem.path, init=("AT^ICCID?",)))
@@ -324,8 +322,6 @@ def test_up_hands_the_port_to_pppd_and_down_takes_it_back(gateway_factory) -> No
 
 @pytest.mark.slow
 @needs_pppd
-@pytest.mark.xfail(strict=True, reason="Internet.state() reports a pppd that exited on its own as failed, "
-                                       "but records why only in down()")
 def test_a_link_that_fails_says_why(gateway_factory) -> None:
     gw = gateway_factory(count=2)
     provision(gw)

@@ -9,6 +9,7 @@ SMS: its traffic goes to the other modems until the link is down again.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -37,6 +38,15 @@ _APN = re.compile(r"[A-Za-z0-9._-]{1,100}")
 _DIAL = re.compile(r"[0-9*#]{1,20}")
 _AT = re.compile(r"AT[ -~]{0,120}")
 _CREDENTIAL = re.compile(r"[ -~]{0,64}")
+_PORT = re.compile(r"/[A-Za-z0-9._:/+-]{1,200}")
+
+#: pppd(8) EXIT STATUS, the ones a user can act on.
+PPPD_EXITS = {
+    1: "fatal error", 2: "bad options", 3: "pppd is not setuid root", 4: "no PPP support in the kernel (/dev/ppp)",
+    6: "could not lock the port", 7: "could not open the port", 8: "the connect script (chat) failed",
+    10: "PPP negotiation failed", 15: "the peer stopped answering", 16: "the modem hung up",
+    19: "authentication to the peer failed",
+}
 
 
 class InternetError(ValueError):
@@ -63,6 +73,8 @@ class DialSettings:
                    row.dial_number or "*99#", row.dial_command or "ATD", inits)
 
     def validate(self) -> None:
+        if not _PORT.fullmatch(self.port):
+            raise InternetError("port must be a device path such as /dev/ttyUSB0")
         if not _APN.fullmatch(self.apn):
             raise InternetError("APN must be letters, digits, '.', '_' or '-'")
         if not _DIAL.fullmatch(self.dial_number):
@@ -77,6 +89,11 @@ class DialSettings:
             raise InternetError("modem name must be letters, digits, '.', '_' or '-' for dial-up")
 
 
+def _send(command: str) -> str:
+    """A chat(8) send string: chat reads "^X" as Ctrl-X, so a literal ^ (Huawei's AT^ commands) is octal."""
+    return "'" + command.replace("^", "\\136") + "'"
+
+
 def render_chat(s: DialSettings) -> str:
     """A chat(8) script: abort on failures, run the init strings, set the APN, dial."""
     s.validate()
@@ -87,9 +104,9 @@ def render_chat(s: DialSettings) -> str:
         "'' 'AT'",
         "OK 'ATE0'",
     ]
-    lines += [f"OK '{command}'" for command in s.init]
+    lines += [f"OK {_send(command)}" for command in s.init]
     lines.append(f"OK 'AT+CGDCONT=1,\"IP\",\"{s.apn}\"'")
-    lines.append(f"OK '{s.dial_command}{s.dial_number}'")
+    lines.append(f"OK {_send(s.dial_command + s.dial_number)}")
     lines.append("CONNECT ''")
     return "\n".join(lines) + "\n"
 
@@ -110,6 +127,18 @@ def render_peer(s: DialSettings, chat_path: Path) -> str:
     if s.password:
         lines.append(f'password "{s.password}"')
     return "\n".join(lines) + "\n"
+
+
+def _exit_reason(proc: subprocess.Popen) -> str:
+    """Why pppd stopped: its exit status in words and the first line it printed."""
+    output = ""
+    if proc.stdout and not proc.stdout.closed:
+        os.set_blocking(proc.stdout.fileno(), False)  # a child of pppd may still hold the pipe
+        output = (proc.stdout.read() or b"").decode(errors="replace")
+    first = next((line.strip() for line in output.splitlines() if line.strip()), "")
+    detail = PPPD_EXITS.get(proc.returncode)
+    reason = f"pppd exited with {proc.returncode}" + (f" ({detail})" if detail else "")
+    return (reason + (f": {first}" if first else ""))[:200]
 
 
 class Internet:
@@ -136,7 +165,10 @@ class Internet:
         proc = self.links.get(name)
         if proc is None:
             return "failed" if name in self.errors else "down"
-        return "up" if proc.poll() is None else "failed"
+        if proc.poll() is None:
+            return "up"
+        self.errors.setdefault(name, _exit_reason(proc))
+        return "failed"
 
     def handle(self, request: dict[str, Any], worker) -> dict[str, Any]:
         action = request.get("action")
@@ -173,17 +205,33 @@ class Internet:
         with self._lock:
             proc = self.links.pop(name, None)
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            proc.stdout and proc.stdout.close()
-            if proc.returncode not in (0, 5, -15):
-                self.errors[name] = output.strip().splitlines()[-1][:200] if output.strip() else "pppd failed"
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if proc.returncode not in (0, 5, -15):  # 5 and -15: stopped by our SIGTERM
+                self.errors.setdefault(name, _exit_reason(proc))
+            if proc.stdout:
+                proc.stdout.close()
         worker.resume()
+
+    def reap(self, workers: dict) -> None:
+        """A pppd that ended on its own: record why and give the modem back to SMS."""
+        for name, proc in list(self.links.items()):
+            if proc.poll() is None:
+                continue
+            with self._lock:
+                self.links.pop(name, None)
+            self.errors.setdefault(name, _exit_reason(proc))
+            if proc.stdout:
+                proc.stdout.close()
+            log.warning("%s: PPP link ended: %s", name, self.errors[name])
+            worker = workers.get(name)
+            if worker is not None:
+                worker.resume()
 
     def stop(self) -> None:
         for name, proc in list(self.links.items()):

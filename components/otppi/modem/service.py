@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             if rt.settings_changed():
                 dispatcher.reload()
             sleep = dispatcher.turn()
+            internet.reap(dispatcher.workers)
     finally:
         control.stop()
         internet.stop()

@@ -34,8 +34,9 @@ def _matches(pattern: str, what: str) -> Callable[[str], None]:
 
 
 def _init(value: str) -> None:
-    if value and not re.fullmatch(r"AT[ -~]{0,120}", value):
-        raise SettingError("must be empty or one AT command")
+    # The same rule the dial-up chat script needs (otppi.modem.internet): no ' or \\ inside.
+    if value and (not re.fullmatch(r"AT[ -~]{0,120}", value) or "'" in value or "\\" in value):
+        raise SettingError("must be empty or one AT command without ' or \\")
 
 
 VALIDATORS: dict[str, Callable[[Any], None]] = {
@@ -47,8 +48,8 @@ VALIDATORS: dict[str, Callable[[Any], None]] = {
     "data_bits": _one_of(5, 6, 7, 8),
     "stop_bits": _one_of(1.0, 1.5, 2.0),
     "apn": _matches(r"[A-Za-z0-9._-]{0,100}", "letters, digits, '.', '_' or '-'"),
-    "apn_username": _matches(r"[^\"\\\\]{0,64}", "at most 64 characters without quotes or backslashes"),
-    "apn_password": _matches(r"[^\"\\\\]{0,64}", "at most 64 characters without quotes or backslashes"),
+    "apn_username": _matches(r"[ !#-\[\]-~]{0,64}", "at most 64 printable characters without \" or \\"),
+    "apn_password": _matches(r"[ !#-\[\]-~]{0,64}", "at most 64 printable characters without \" or \\"),
     "dial_number": _matches(r"[0-9*#]{1,20}", "digits, * and #"),
     "dial_command": _matches(r"AT[A-Z+&]{1,10}", "an AT dial command such as ATD"),
     **{f"init_dial_{i}": _init for i in range(1, 6)},
