@@ -330,7 +330,7 @@ def test_a_link_that_fails_says_why(gateway_factory) -> None:
     answer = wait_until(lambda: (a := internet(gw, "state"))["state"] == "failed" and a, timeout=90,
                         what="the link to fail")
     assert answer["error"].startswith("pppd exited with"), "a failed link says why before anyone takes it down"
-    gw.wait_states({"a": "ready"}), "the modem goes back to SMS without a 'down'"
+    gw.wait_states({"a": "ready"})  # back to SMS without a "down"
     internet(gw, "down")
 
 
