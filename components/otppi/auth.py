@@ -50,19 +50,28 @@ class CredentialCache:
         self._size = size
         self._seen: OrderedDict[bytes, float] = OrderedDict()
         self._lock = threading.Lock()
+        # One argon2 verification at a time: a burst of new connections with the same
+        # credentials costs one hash (19 MiB, tens of ms) instead of one per thread.
+        self._verifying = threading.Lock()
 
     def _digest(self, stored_hash: str, password: str) -> bytes:
         return hmac.new(self._key, f"{stored_hash}\0{password}".encode(), hashlib.sha256).digest()
 
-    def verify(self, stored_hash: str, password: str) -> bool:
-        digest = self._digest(stored_hash, password)
-        now = time.monotonic()
+    def _remembered(self, digest: bytes) -> bool:
         with self._lock:
             expiry = self._seen.get(digest)
-            if expiry is not None and expiry > now:
+            return expiry is not None and expiry > time.monotonic()
+
+    def verify(self, stored_hash: str, password: str) -> bool:
+        digest = self._digest(stored_hash, password)
+        if self._remembered(digest):
+            return True
+        with self._verifying:
+            if self._remembered(digest):  # verified by another thread while this one queued
                 return True
-        if not verify_password(stored_hash, password):
-            return False
+            if not verify_password(stored_hash, password):
+                return False
+        now = time.monotonic()
         with self._lock:
             self._seen[digest] = now + self._ttl
             self._seen.move_to_end(digest)

@@ -7,6 +7,7 @@ lives only here.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -20,12 +21,14 @@ from .msisdn import mask, normalize
 from .outcome import OutcomeWatcher
 from .paths import Paths
 from .store.db import db
-from .store.models import BlockedNumber, EmailOutbox, GeneralSettings, Modem, SmsOutbox, SmsSettings
+from .store.models import BlockedNumber, EmailOutbox, GeneralSettings, Modem, SettingsPage, SmsOutbox, SmsSettings
 from .store.outbox import Outbox, outcome_code, record_event
 
 log = logging.getLogger(__name__)
 
 ModemControl = Callable[[dict[str, Any], float], dict[str, Any]]
+#: Told about a request whose outcome is not known yet: (outbox table, row id, the answer so far).
+Follow = Callable[[Any, int, dict[str, Any]], None]
 
 
 @dataclass
@@ -36,6 +39,8 @@ class Context:
     #: Sends a request to the modem component's control socket; None when it is unreachable.
     modem_control: ModemControl | None = None
     clock: Callable[[], float] = time.time
+    #: Reads a settings page; a long-running process passes a cache it clears on each settings change.
+    settings: Callable[[type[SettingsPage]], SettingsPage] = field(default=lambda page: page.load())
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -51,6 +56,7 @@ def response(req_name: str, code: str, data: dict[str, Any] | None = None, messa
 class Handler:
     def __init__(self, ctx: Context):
         self.ctx = ctx
+        self._local = threading.local()  # the follow callback of the request this thread handles
         self._routes = {
             "create-otp": self._create_otp,
             "validate-otp": self._validate_otp,
@@ -63,14 +69,22 @@ class Handler:
             "echo": self._echo,
         }
 
-    def handle(self, req: Request, *, source: str, wait: float = 0.0) -> dict[str, Any]:
-        """Answer *req*; waits up to *wait* seconds for a delivery outcome, else 1111."""
-        return self._routes[req.command](req, source, wait)
+    def handle(self, req: Request, *, source: str, wait: float = 0.0, follow: Follow | None = None) -> dict[str, Any]:
+        """Answer *req*; waits up to *wait* seconds for a delivery outcome, else 1111.
+
+        With *follow*, an answer that is still 1111 also names its outbox row to *follow*, so a
+        broker feeder can publish the final outcome on the request's callback later.
+        """
+        self._local.follow = follow
+        try:
+            return self._routes[req.command](req, source, wait)
+        finally:
+            self._local.follow = None
 
     # ---------------------------------------------------------------- helpers
 
     def _msisdn(self, receiver: str) -> str:
-        return normalize(receiver, SmsSettings.load().country_code)
+        return normalize(receiver, self.ctx.settings(SmsSettings).country_code)
 
     @staticmethod
     def _blocked(msisdn: str) -> bool:
@@ -78,7 +92,7 @@ class Handler:
 
     def _expiry(self, req: Request, now: float) -> tuple[float, bool]:
         """(expires_at, already expired and to be dropped)."""
-        general = GeneralSettings.load()
+        general = self.ctx.settings(GeneralSettings)
         expires = req.data.get("expiration")
         if expires is None:
             return now + general.otp_expiration / 1000.0, False
@@ -93,12 +107,20 @@ class Handler:
             state = self.ctx.watcher.wait(table, row_id, wait)
         else:
             state = table.select(table.state).where(table.id == row_id).scalar()
+        return self.answer(req.name, table, row_id, state, data)
+
+    def answer(self, name: str, table: Outbox, row_id: int, state: str, data: dict[str, Any]) -> dict[str, Any]:
+        """The response for an outbox row in *state* (1111 while it is on its way)."""
         code = outcome_code(table, state)
         message = ""
         if code != codes.SUCCESS and code != codes.QUEUED:
             error = table.select(table.last_error).where(table.id == row_id).scalar()
             message = f"{codes.MEANING[code]}: {error}" if error else ""
-        return response(req.name, code, data, message)
+        result = response(name, code, data, message)
+        follow = getattr(self._local, "follow", None)
+        if code == codes.QUEUED and follow is not None:
+            follow(table, row_id, result)
+        return result
 
     # ---------------------------------------------------------------- commands
 
@@ -114,7 +136,7 @@ class Handler:
         expires_at, drop = self._expiry(req, now)
         if drop:
             return response(req.name, codes.OTP_EXPIRED, reply, "expiration is already past: OTP dropped")
-        general = GeneralSettings.load()
+        general = self.ctx.settings(GeneralSettings)
         params = [d.get(f"param{i}", "") for i in range(1, 5)]
         code = otp.generate_code(general.otp_length)
         template = d.get("message") or general.otp_message
@@ -143,7 +165,7 @@ class Handler:
         receiver = d["receiver"]
         key_receiver = receiver.strip().lower() if "@" in receiver else self._msisdn(receiver)
         params = [d.get(f"param{i}", "") for i in range(1, 5)]
-        general = GeneralSettings.load()
+        general = self.ctx.settings(GeneralSettings)
         code = otp.validate(self.ctx.otp_key, d["reference"], key_receiver, params, d["otp"],
                             now=self.ctx.clock(), max_attempts=general.otp_max_attempts)
         reply = {"date_time": d.get("date_time", int(self.ctx.clock())), "receiver": receiver,
@@ -154,7 +176,7 @@ class Handler:
                        reply: dict[str, Any], **fields: Any) -> dict[str, Any]:
         now = self.ctx.clock()
         expires_at = req.data.get("expiration")
-        general = GeneralSettings.load()
+        general = self.ctx.settings(GeneralSettings)
         if expires_at is not None and expires_at <= now and general.drop_expire_otp:
             return response(req.name, codes.OTP_EXPIRED, reply, "expiration is already past: message dropped")
         key = req.data.get("id")
@@ -181,7 +203,7 @@ class Handler:
     def _send_email(self, req: Request, source: str, wait: float) -> dict[str, Any]:
         d = req.data
         reply = {"date_time": d.get("date_time", int(self.ctx.clock())), "id": d.get("id"), "receiver": d["receiver"]}
-        subject = d.get("subject") or GeneralSettings.load().device_name
+        subject = d.get("subject") or self.ctx.settings(GeneralSettings).device_name
         return self._queue_message(req, source, wait, EmailOutbox, d["receiver"].strip(), reply,
                                    kind="email", subject=subject)
 

@@ -76,7 +76,7 @@ def create_app(handler: Handler, *, cache: CredentialCache | None = None, test_c
     @app.route("/", defaults={"path": ""}, methods=METHODS)
     @app.route("/<path:path>", methods=METHODS)
     def endpoint(path: str) -> Response:
-        settings = ApiSettings.load()
+        settings = handler.ctx.settings(ApiSettings)
         if "/" + path not in api_paths(settings):
             return _error(codes.MALFORMED, "no such API path", 404)
         if request.method != "POST":

@@ -19,6 +19,7 @@ from ..handler import Context, Handler
 from ..outcome import OutcomeWatcher
 from ..paths import Paths
 from ..store.models import ApiSettings, KeystoreEntry
+from ..store.settings import PageCache
 from .app import create_app
 
 log = logging.getLogger("otppi.api")
@@ -119,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     rt.install_signals()
     rt.open_store()
     watcher = OutcomeWatcher(rt.paths, "api")
+    pages = PageCache()
     ctx = Context(paths=rt.paths, otp_key=keys.otp_key(rt.paths), watcher=watcher,
-                  modem_control=modem_control(rt.paths))
+                  modem_control=modem_control(rt.paths), settings=pages)
     listeners = Listeners(create_app(Handler(ctx)))
     try:
         rt.settings_changed()
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         rt.ready(f"{len(listeners.running)} listener(s)")
         while rt.sleep(1.0):
             if rt.settings_changed():
+                pages.clear()  # requests read the new pages from now on
                 try:
                     specs = wanted_listeners(ApiSettings.load(), rt.paths)
                 except (RuntimeError, OSError) as exc:

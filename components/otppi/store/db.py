@@ -9,12 +9,55 @@ writers queue on the busy timeout instead of failing half way with
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from peewee import SqliteDatabase
 
+
+class OneWriterDatabase(SqliteDatabase):
+    """Write transactions of one process queue on a lock before BEGIN IMMEDIATE.
+
+    SQLite's busy handler makes a waiting writer sleep and retry with growing
+    sleeps (up to 100 ms each), so under load some requests lose the race again
+    and again and wait seconds while others pass. Queued on a lock, the threads
+    of one process take turns; the busy timeout is left for other processes.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._writer = threading.Lock()
+        self._holder = threading.local()
+
+    def begin(self, *args, **kwargs):
+        self._writer.acquire()
+        self._holder.holds = True
+        try:
+            return super().begin(*args, **kwargs)
+        except BaseException:
+            self._release_writer()
+            raise
+
+    def _release_writer(self) -> None:
+        if getattr(self._holder, "holds", False):
+            self._holder.holds = False
+            self._writer.release()
+
+    def commit(self):
+        try:
+            return super().commit()
+        finally:
+            self._release_writer()
+
+    def rollback(self):
+        try:
+            return super().rollback()
+        finally:
+            self._release_writer()
+
+
 #: Bound at import, initialised by :func:`open_database` in each process.
-db = SqliteDatabase(None, lock_type="IMMEDIATE")
+db = OneWriterDatabase(None, lock_type="IMMEDIATE")
 
 BUSY_TIMEOUT_S = 15.0
 

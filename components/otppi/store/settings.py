@@ -18,6 +18,27 @@ from .models import SETTINGS_PAGES, Meta, SettingsPage
 
 GENERATION_KEY = "settings_generation"
 
+
+class PageCache:
+    """Settings pages read once and kept until :meth:`clear`.
+
+    For a process whose loop clears it whenever the settings generation moves,
+    so a change still applies live, without a query per page per request.
+    """
+
+    def __init__(self) -> None:
+        self._pages: dict[type[SettingsPage], SettingsPage] = {}
+
+    def __call__(self, page: type[SettingsPage]) -> SettingsPage:
+        row = self._pages.get(page)
+        if row is None:
+            row = self._pages[page] = page.load()
+        return row
+
+    def clear(self) -> None:
+        self._pages = {}
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
