@@ -1,0 +1,1 @@
+"""Broker feeders: RabbitMQ, MQTT, Redis and WebSocket subscriptions, thin adapters over the one contract."""
