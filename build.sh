@@ -53,7 +53,8 @@ case "$cmd" in
         exec "$PY" -m otppi.launcher --root ./var --units ./units "$@"
         ;;
     test)
-        need_debs openssl ppp
+        # Our own brokers are started by the tests on free ports; these packages provide them.
+        need_debs openssl ppp rabbitmq-server mosquitto redis-server
         setup_venv requirements-test.lock
         exec "$PY" -m pytest "$@"
         ;;

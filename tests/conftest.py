@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,31 @@ def gateway_factory(short_tmp: Path):
 
 def set_setting(key: str, value: str) -> None:
     settings.set_text(key, value)
+
+
+@pytest.fixture(scope="session")
+def brokers(tmp_path_factory):
+    """rabbitmq-server, mosquitto and redis-server of our own, for the whole session."""
+    from .brokers import start_all
+
+    base = Path(tempfile.mkdtemp(prefix="brk", dir="/tmp"))
+    running = start_all(base)
+    yield running
+    for broker in running.values():
+        broker.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def amqp_broker(brokers):
+    return brokers["amqp"]
+
+
+@pytest.fixture
+def mqtt_broker(brokers):
+    return brokers["mqtt"]
+
+
+@pytest.fixture
+def redis_broker(brokers):
+    return brokers["redis"]
