@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from otppi.cli_modem import luhn_digit
+from otppi.luhn import luhn_digit
 from otppi.modem.simulator.base import SimState
 
 from .helpers import wait_until

@@ -81,12 +81,16 @@ def cmd_api_user_add(args: argparse.Namespace, paths: Paths) -> str:
     return _add_account(ApiUser, "API user", args, email=args.email or "", phone=args.phone or "")
 
 
-def cmd_api_user_remove(args: argparse.Namespace, paths: Paths) -> str:
+def _remove(model: Any, column: Any, what: str, name: str) -> str:
     with db.atomic():
-        if not ApiUser.delete().where(ApiUser.username == args.name).execute():
-            raise CliError(f"no API user named {args.name!r}")
+        if not model.delete().where(column == name).execute():
+            raise CliError(f"no {what} named {name!r}")
         settings.bump_generation()
-    return f"API user {args.name!r} removed"
+    return f"{what} {name!r} removed"
+
+
+def cmd_api_user_remove(args: argparse.Namespace, paths: Paths) -> str:
+    return _remove(ApiUser, ApiUser.username, "API user", args.name)
 
 
 def cmd_api_user_list(args: argparse.Namespace, paths: Paths) -> str:
@@ -189,11 +193,7 @@ def cmd_modem_show(args: argparse.Namespace, paths: Paths) -> str:
 
 
 def cmd_modem_remove(args: argparse.Namespace, paths: Paths) -> str:
-    with db.atomic():
-        if not Modem.delete().where(Modem.name == args.name).execute():
-            raise CliError(f"no modem named {args.name!r}")
-        settings.bump_generation()
-    return f"modem {args.name!r} removed"
+    return _remove(Modem, Modem.name, "modem", args.name)
 
 
 def _modem_dict(m: Modem) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import control, doorbell, keys
+from .luhn import luhn_digit
 from .contract import ContractError
 from .contract import validate as validate_request
 from .msisdn import normalize
@@ -291,15 +292,6 @@ def cmd_inbox_refresh(args: argparse.Namespace, paths: Paths) -> str:
 
 
 # ---------------------------------------------------------------- IMEI tool
-
-
-def luhn_digit(digits: str) -> str:
-    """The check digit of an IMEI's first 14 digits (3GPP TS 23.003 annex B)."""
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char) * (2 if position % 2 == 0 else 1)
-        total += value - 9 if value > 9 else value
-    return str((10 - total % 10) % 10)
 
 
 @_command

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ...luhn import luhn_digit
+
 CNMI_DEFAULT = (2, 1, 0, 0, 0)
 
 
@@ -182,15 +184,6 @@ def default_sim(index: int) -> SimCard:
         operator=operator,
         smsc=smsc,
     )
-
-
-def luhn_digit(digits: str) -> str:
-    """The Luhn check digit for `digits` (IMEI per 3GPP TS 23.003 annex B, ICCID per E.118)."""
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char) * (2 if position % 2 == 0 else 1)
-        total += value - 9 if value > 9 else value
-    return str((10 - total % 10) % 10)
 
 
 def with_luhn(digits: str) -> str:
