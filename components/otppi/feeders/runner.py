@@ -21,6 +21,7 @@ from ..component import Runtime, setup_logging
 from ..control import modem_control
 from ..handler import Context, Handler
 from ..store.models import SettingsPage
+from ..store.settings import PageCache
 from ..store.outbox import record_event
 from .intake import Courier, Intake
 
@@ -80,6 +81,9 @@ class FeederRunner:
     def _settings_changed(self) -> bool:
         if not self.rt.settings_changed():
             return False
+        clear = getattr(self.handler.ctx.settings, "clear", None)
+        if clear is not None:
+            clear()  # the handler reads the changed pages from now on
         fresh = self.page.load()
         changed = snapshot(fresh) != self._snapshot
         self.settings, self._snapshot = fresh, snapshot(fresh)
@@ -151,7 +155,8 @@ def feeder_main(name: str, page: type[SettingsPage], connector: Connector) -> in
     rt = Runtime(f"feeder-{name}")
     rt.install_signals()
     rt.open_store()
-    handler = Handler(Context(paths=rt.paths, otp_key=keys.otp_key(rt.paths), modem_control=modem_control(rt.paths)))
+    handler = Handler(Context(paths=rt.paths, otp_key=keys.otp_key(rt.paths), modem_control=modem_control(rt.paths),
+                              settings=PageCache()))
     runner = FeederRunner(name, page, connector, rt, handler)
     try:
         rt.ready("idle" if not runner.settings.enabled else "connecting")
