@@ -41,7 +41,6 @@ class Context:
     clock: Callable[[], float] = time.time
     #: Reads a settings page; a long-running process passes a cache it clears on each settings change.
     settings: Callable[[type[SettingsPage]], SettingsPage] = field(default=lambda page: page.load())
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def response(req_name: str, code: str, data: dict[str, Any] | None = None, message: str = "") -> dict[str, Any]:

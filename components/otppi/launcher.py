@@ -26,7 +26,6 @@ class Child:
     def __init__(self, unit: Unit, argv: list[str], env: dict[str, str]):
         self.unit, self.argv, self.env = unit, argv, env
         self.proc: subprocess.Popen | None = None
-        self.restarts = 0
 
     @property
     def name(self) -> str:
@@ -145,7 +144,6 @@ def run(root: Path, units_dir: Path, restart_delay: float = 2.0, sim_modems: int
                 print(f"launcher: {child.name} exited with status {code}; restarting in {restart_delay:g}s",
                       file=sys.stderr, flush=True)
                 time.sleep(restart_delay)
-                child.restarts += 1
                 child.start()
     finally:
         for child in reversed(children):

@@ -8,10 +8,6 @@ _SEPARATORS = re.compile(r"[\s().-]")
 _PHONE = re.compile(r"\+?[0-9]{3,20}")
 
 
-def looks_like_phone(text: str) -> bool:
-    return bool(_PHONE.fullmatch(_SEPARATORS.sub("", text)))
-
-
 def normalize(number: str, country_code: str) -> str:
     """MSISDN digits as the seed routes them: ``+`` dropped, a leading 0 becomes the country code.
 

@@ -97,8 +97,3 @@ def validate(
             return codes.OTP_VOID
         return codes.OTP_INVALID
 
-
-def purge(now: float, keep_seconds: float = 86_400) -> int:
-    """Forget OTPs long past expiry so the table stays small."""
-    with db.atomic():
-        return Otp.delete().where(Otp.expires_at < now - keep_seconds).execute()

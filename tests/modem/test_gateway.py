@@ -282,3 +282,15 @@ def test_daily_cap_moves_traffic_to_the_next_modem(gateway_factory) -> None:
     assert [m.text for m in gw.sent(0)] == ["c0", "c1"]
     assert [m.text for m in gw.sent(1)] == ["c2"]
     assert gw.rows("select sent_today from modem_status where name = 'cheap'") == [(2,)]
+
+
+def test_monitor_sms_traffic_off_records_failures_only(gateway_factory) -> None:
+    gw = gateway_factory(count=1)
+    gw.cli("settings", "set", "sms.monitor_traffic", "false")
+    gw.add_modem("m", 0, "--default")
+    gw.start_modem(wait_for=["m"])
+    gw.start_api()
+    assert gw.rest("send-sms", id="quiet", receiver="0812", message="m")["response_code"] == "000"
+    gw.sim[0].fail_sends(1, code=38)
+    assert gw.rest("send-sms", id="loud", receiver="0812", message="m")["response_code"] == codes.NO_MODEM
+    assert gw.rows("select result from event where kind = 'sms' order by id") == [("retry",), ("failed",)]

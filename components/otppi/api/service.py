@@ -6,6 +6,7 @@ import logging
 import ssl
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from ..control import modem_control
 from ..handler import Context, Handler
 from ..outcome import OutcomeWatcher
 from ..paths import Paths
+from ..store import retention
 from ..store.models import ApiSettings, KeystoreEntry
 from ..store.settings import PageCache
 from .app import create_app
@@ -25,6 +27,7 @@ from .app import create_app
 log = logging.getLogger("otppi.api")
 
 THREADS = 16
+PURGE_EVERY = 3600.0
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,13 @@ def main(argv: list[str] | None = None) -> int:
         rt.settings_changed()
         listeners.apply(wanted_listeners(ApiSettings.load(), rt.paths), strict=True)
         rt.ready(f"{len(listeners.running)} listener(s)")
+        purge_at = 0.0
         while rt.sleep(1.0):
+            if time.monotonic() >= purge_at:  # housekeeping for the whole store, hourly
+                purge_at = time.monotonic() + PURGE_EVERY
+                removed = retention.purge(time.time())
+                if any(removed.values()):
+                    log.info("removed old rows: %s", removed)
             if rt.settings_changed():
                 pages.clear()  # requests read the new pages from now on
                 try:

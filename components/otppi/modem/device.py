@@ -23,7 +23,6 @@ from .ussd import decode_ussd, encode_ussd_request
 log = logging.getLogger(__name__)
 
 SIM_BUSY = 14  # +CME ERROR: 14, SIM busy, for seconds after power-up on SIM800 and EC25
-SIM_PIN_REQUIRED = 11
 SIM_READY_TIMEOUT = 30.0
 
 _QUOTED = re.compile(r'"([^"]*)"')

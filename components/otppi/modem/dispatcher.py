@@ -117,7 +117,9 @@ class Dispatcher:
                 SmsOutbox.update(message_refs=",".join(map(str, result.refs)), parts=len(result.refs),
                                  delivery_state="pending" if self.sms.status_report else "").where(
                     SmsOutbox.id == result.row_id).execute()
-            outbox.finish(self.paths, SmsOutbox, result.row_id, "sent", modem=result.modem)
+            # "Monitor SMS Traffic" off: successes leave no event; failures always do (the buzzer).
+            outbox.finish(self.paths, SmsOutbox, result.row_id, "sent", modem=result.modem,
+                          event=self.sms.monitor_traffic)
             self._count_sent(result.modem)
             return
         log.warning("modem %s failed row %d: %s", result.modem, result.row_id, result.error)
@@ -232,6 +234,7 @@ class Dispatcher:
             return False
         if not outbox.claim(SmsOutbox, row.id, modem=worker.config.name):
             return False
-        log.info("sms %d to %s via %s", row.id, mask(row.receiver), worker.config.name)
+        if self.sms.log_outgoing:  # "Log Outgoing SMS"
+            log.info("sms %d to %s via %s", row.id, mask(row.receiver), worker.config.name)
         worker.submit(SendJob(row.id, row.receiver, text, self.sms.status_report, worker.next_concat_reference()))
         return True

@@ -48,8 +48,8 @@ def claim(table: Outbox, row_id: int, **fields) -> bool:
 
 
 def finish(paths: Paths | None, table: Outbox, row_id: int, state: str, *, error: str = "",
-           event_kind: str = "", event_source: str = "", modem: str = "") -> None:
-    """End a row in *state*, erase its body, and tell every waiter."""
+           event_kind: str = "", event_source: str = "", modem: str = "", event: bool = True) -> None:
+    """End a row in *state*, erase its body, record an event (unless *event* is off), tell every waiter."""
     assert state in FINAL
     now = time.time()
     with db.atomic():
@@ -63,7 +63,9 @@ def finish(paths: Paths | None, table: Outbox, row_id: int, state: str, *, error
         if state != "sent":
             link = Otp.sms if table is SmsOutbox else Otp.email
             Otp.update(state="void").where((link == row_id) & (Otp.state == "live")).execute()
-        record_event(event_kind or ("sms" if table is SmsOutbox else "email"), source=event_source or row.source,
-                     modem=modem, receiver=row.receiver, result=state, cause=error)
+        if event:
+            record_event(event_kind or ("sms" if table is SmsOutbox else "email"),
+                         source=event_source or row.source, modem=modem, receiver=row.receiver, result=state,
+                         cause=error)
     if paths is not None:
         doorbell.ring_all(paths.outcome_bells())
