@@ -95,3 +95,14 @@ def test_an_outcome_not_known_in_time_is_answered_1111(paths: Paths) -> None:
         assert SmsOutbox.get().state == "queued", "the message itself is not given up"
     finally:
         courier.close()
+
+
+def test_an_oversize_request_still_hears_1300_on_its_callback(paths: Paths) -> None:
+    intake, courier, published = make(paths)
+    try:
+        body = json.dumps({"command": "echo", "callback_topic": "cb", "data": {"x": "a" * 70_000}}).encode()
+        assert intake.take(body)["response_code"] == codes.MALFORMED
+        topic, answer, _ = published.wait(1)[0]
+        assert topic == "cb" and "64 KiB" in answer["message"]
+    finally:
+        courier.close()

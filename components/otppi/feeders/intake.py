@@ -21,13 +21,16 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import codes
-from ..contract import ContractError, command_of, load_json, validate
+from ..contract import MAX_BODY, ContractError, command_of, load_json, validate
 from ..doorbell import Doorbell, ring
 from ..handler import Handler, response
 from ..paths import Paths
 from ..store.outbox import FINAL, Outbox
 
 log = logging.getLogger(__name__)
+
+#: The largest oversize body still read to find where its 1300 goes.
+MAX_SCAN = 1024 * 1024
 
 #: publish(topic, body, extra) — thread-safe; *extra* carries broker specifics (e.g. AMQP correlation_id).
 Publish = Callable[[str, bytes, dict[str, Any]], None]
@@ -138,10 +141,14 @@ class Intake:
 
 
 def _callback_of(body: bytes) -> Reply | None:
-    """The callback of a request that failed validation, when its JSON still names one."""
+    """The callback of a request that failed validation, when its JSON still names one.
+
+    A body over the contract's limit is still parsed for this alone, up to MAX_SCAN, so the sender of
+    a huge request hears 1300 instead of nothing.
+    """
     try:
-        obj = load_json(body)
-    except ContractError:
+        obj = load_json(body) if len(body) <= MAX_BODY else json.loads(body) if len(body) <= MAX_SCAN else None
+    except (ContractError, ValueError, RecursionError):
         return None
     topic = obj.get("callback_topic") if isinstance(obj, dict) else None
     return Reply(topic) if isinstance(topic, str) and 0 < len(topic) <= 255 else None

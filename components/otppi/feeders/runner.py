@@ -96,8 +96,10 @@ class FeederRunner:
             if not self.settings.enabled:
                 self.rt.sleep(IDLE_CHECK)
                 continue
-            if backoff and not self.rt.sleep(backoff):
+            if backoff and not self._back_off(backoff):
                 break
+            if not self.settings.enabled:  # disabled while backing off
+                continue
             try:
                 self._connect_and_serve()
                 backoff = 0.0
@@ -107,6 +109,16 @@ class FeederRunner:
                 level = logging.ERROR if isinstance(exc, FeederError) else logging.WARNING
                 log.log(level, "%s: %s; retrying in %.1f s", self.name, exc or type(exc).__name__, backoff)
                 record_event("feeder", source=self.name, result="disconnected", cause=str(exc)[:255])
+
+    def _back_off(self, seconds: float) -> bool:
+        """Wait *seconds* in watchdog-sized turns, cut short by changed settings; False once stopping."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if not self.rt.sleep(left):
+                return False
+            if self._settings_changed():
+                return True  # a fixed password or CA file is tried at once
+        return True
 
     def _connect_and_serve(self) -> None:
         settings = self.settings
