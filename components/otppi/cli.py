@@ -16,6 +16,7 @@ from peewee import IntegrityError
 
 from . import __version__, keys
 from .auth import hash_password
+from .cli_mail import add_mail_commands
 from .cli_modem import add_modem_commands
 from .msisdn import normalize
 from .paths import Paths
@@ -279,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(modem, "list", "list modems", cmd_modem_list)
     p.add_argument("--json", action="store_true")
     add_modem_commands(top)
+    add_mail_commands(top)
     return parser
 
 

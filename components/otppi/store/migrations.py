@@ -41,7 +41,14 @@ def _modem_component(database: SqliteDatabase) -> None:
     _add_missing_columns(database, models.SmsOutbox, ["message_refs", "tried", "via"])
 
 
-MIGRATIONS: tuple[tuple[int, Migration], ...] = ((1, _initial), (2, _modem_component))
+def _mailer(database: SqliteDatabase) -> None:
+    """Mail settings; a CA file per email account; the pool's failover and retry state per message."""
+    database.create_tables([models.MailSettings], safe=True)
+    _add_missing_columns(database, models.EmailAccount, ["ca_file"])
+    _add_missing_columns(database, models.EmailOutbox, ["tried", "retryable", "rounds", "retry_at"])
+
+
+MIGRATIONS: tuple[tuple[int, Migration], ...] = ((1, _initial), (2, _modem_component), (3, _mailer))
 
 LATEST = MIGRATIONS[-1][0]
 

@@ -157,6 +157,25 @@ class FeederMqttSettings(_FeederSettings):
     share_group = CharField(default="")
 
 
+class MailSettings(SettingsPage):
+    """How the mailer writes and sends email; the accounts themselves are EmailAccount rows."""
+
+    SECTION = "mail"
+    # Display name in From; empty: the device name.
+    from_name = CharField(default="")
+    # Subjects used when a request names none; empty: built from the device name.
+    default_subject = CharField(default="")
+    otp_subject = CharField(default="")
+    reset_subject = CharField(default="")
+    # Seconds for the connection and for each SMTP command.
+    timeout = FloatField(default=30.0)
+    # After every account failed a message and one of them for a reason that may pass (server down,
+    # a 4xx reply), the pool is tried again this many times, the first after retry_delay seconds,
+    # each wait twice the one before; then the message fails (1102).
+    pool_retries = IntegerField(default=2)
+    retry_delay = FloatField(default=30.0)
+
+
 class BellSettings(SettingsPage):
     SECTION = "bell"
     fail_send_sms = BooleanField(default=True)
@@ -258,6 +277,7 @@ SETTINGS_PAGES: tuple[type[SettingsPage], ...] = (
     FeederAmqpSettings,
     FeederRedisSettings,
     FeederMqttSettings,
+    MailSettings,
     BellSettings,
     CloudflareAccount,
     NoipAccount,
@@ -365,6 +385,8 @@ class EmailAccount(BaseModel):
     daily_quota = IntegerField(default=0)
     sent_today = IntegerField(default=0)
     quota_day = CharField(default="")
+    # A CA file that alone is trusted for this server's certificate; empty: the system's CAs.
+    ca_file = CharField(default="")
     created_at = FloatField(default=now)
 
 
@@ -453,6 +475,13 @@ class EmailOutbox(BaseModel):
     updated_at = FloatField(default=now)
     sent_at = FloatField(null=True)
     expires_at = FloatField(null=True)
+    # Ids of the accounts that failed it in this pass over the pool, "3,5": failover skips them.
+    tried = CharField(default="")
+    # Whether one of them failed for a reason that may pass (server down, a 4xx reply).
+    retryable = BooleanField(default=False)
+    # Passes over the pool already retried, and when the next may start.
+    rounds = IntegerField(default=0)
+    retry_at = FloatField(null=True)
 
 
 class Otp(BaseModel):

@@ -93,6 +93,12 @@ def _otp_message(v: str) -> None:
         raise SettingError("must contain exactly one %s where the code goes")
 
 
+def _header_text(v: str) -> None:
+    # Control characters are refused for every text setting; a header also has a length.
+    if len(v) > 200:
+        raise SettingError("must be at most 200 characters")
+
+
 VALIDATORS: dict[str, Callable[[Any], None]] = {
     "general.otp_expiration": _range(1_000, 86_400_000),
     "general.otp_length": _range(4, 10),
@@ -121,6 +127,13 @@ VALIDATORS: dict[str, Callable[[Any], None]] = {
     "feeder_amqp.port": _port,
     "feeder_redis.port": _port,
     "feeder_mqtt.port": _port,
+    "mail.from_name": _header_text,
+    "mail.default_subject": _header_text,
+    "mail.otp_subject": _header_text,
+    "mail.reset_subject": _header_text,
+    "mail.timeout": _range(1, 300),
+    "mail.pool_retries": _range(0, 10),
+    "mail.retry_delay": _range(0.1, 86_400),
     "dhcp.router_address": _ip_or_empty,
     "dhcp.netmask": _netmask,
     "dhcp.subnet_mask": _netmask,

@@ -1,0 +1,1 @@
+"""The mailer component: the email outbox sent through a pool of SMTP accounts."""
