@@ -404,6 +404,7 @@ def test_bad_input_is_answered_1300_acknowledged_and_never_logged(device, mqtt_b
         answers = app.answers_until(lambda a: a["command"] == "echo")
         assert answers[0]["response_code"] == codes.MALFORMED and "receiver" in answers[0]["message"], answers
         assert all(a["response_code"] == codes.MALFORMED for a in answers[:-1])
+        assert answers[1]["response_code"] == codes.MALFORMED and "64 KiB" in answers[1]["message"], answers
         assert answers[-1]["response_code"] == codes.SUCCESS
         log = feeder.log_text()
         assert log.count("refused a message of") == 4, log
