@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from otppi.mailer import smtp
+from otppi.mailer import smtp as client
 from otppi.mailer.compose import compose
 from otppi.mailer.pool import Account
 
@@ -27,11 +27,11 @@ def account(server, sender: str = "otp1@example.com", *, password: str | None = 
 def deliver(acc: Account, receiver: str) -> None:
     message = compose(sender=acc.sender, from_name="t", receiver=receiver, subject="s", text="hello", now=0,
                       zone=ZoneInfo("UTC"))
-    smtp.send(acc, message, receiver, timeout=5)
+    client.send(acc, message, receiver, timeout=5)
 
 
-def failure(acc: Account, receiver: str = "nobody@client.example") -> smtp.SendError:
-    with pytest.raises(smtp.SendError) as caught:
+def failure(acc: Account, receiver: str = "nobody@client.example") -> client.SendError:
+    with pytest.raises(client.SendError) as caught:
         deliver(acc, receiver)
     return caught.value
 
