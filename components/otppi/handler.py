@@ -146,8 +146,9 @@ class Handler:
             if not otp.reserve(d["reference"], now):
                 return response(req.name, codes.OTP_LIVE, reply)
             if email:
-                subject = d.get("subject") or f"{general.device_name} one-time password"
-                row = EmailOutbox.create(kind="otp", source=source, receiver=key_receiver, subject=subject,
+                # Empty: the mailer takes mail.otp_subject, else "<device name> one-time password".
+                row = EmailOutbox.create(kind="otp", source=source, receiver=key_receiver,
+                                         subject=d.get("subject", ""),
                                          body=seal(self.ctx.otp_key, body), expires_at=expires_at)
                 otp.store(d["reference"], mac, "email", expires_at, email=row)
             else:
@@ -202,9 +203,9 @@ class Handler:
     def _send_email(self, req: Request, source: str, wait: float) -> dict[str, Any]:
         d = req.data
         reply = {"date_time": d.get("date_time", int(self.ctx.clock())), "id": d.get("id"), "receiver": d["receiver"]}
-        subject = d.get("subject") or self.ctx.settings(GeneralSettings).device_name
+        # Empty: the mailer takes mail.default_subject, else the device name.
         return self._queue_message(req, source, wait, EmailOutbox, d["receiver"].strip(), reply,
-                                   kind="email", subject=subject)
+                                   kind="email", subject=d.get("subject", ""))
 
     def _block(self, req: Request, source: str, wait: float) -> dict[str, Any]:
         msisdn = self._msisdn(req.data["receiver"])

@@ -88,6 +88,14 @@ def _netmask(v: str) -> None:
         raise SettingError("must be a netmask such as 255.255.255.0") from None
 
 
+def _one_of(*choices: str) -> Callable[[str], None]:
+    def check(v: str) -> None:
+        if v not in choices:
+            raise SettingError(f"must be one of: {', '.join(choices)}")
+
+    return check
+
+
 def _otp_message(v: str) -> None:
     if v.count("%s") != 1:
         raise SettingError("must contain exactly one %s where the code goes")
@@ -124,8 +132,10 @@ VALIDATORS: dict[str, Callable[[Any], None]] = {
     "sms.queue_timeout": _range(1, 86_400),
     "sms.send_timeout": _range(1, 600),
     "feeder_ws.port": _port,
+    "feeder_ws.path": _api_path,
     "feeder_amqp.port": _port,
     "feeder_redis.port": _port,
+    "feeder_redis.mode": _one_of("pubsub", "streams"),
     "feeder_mqtt.port": _port,
     "mail.from_name": _header_text,
     "mail.default_subject": _header_text,
