@@ -106,3 +106,9 @@ def test_modem_fields_are_editable_and_validated(root: Path) -> None:
         assert why in fails(root, "modem", "set", "m1", field, value), field
     assert "no modem named" in fails(root, "modem", "set", "nope", "active", "false")
     assert "a modem name" in fails(root, "modem", "add", "bad name", "--port", "/dev/ttyUSB1")
+
+
+def test_secret_settings_from_stdin(root: Path) -> None:
+    assert otppi(root, "settings", "set", "feeder_amqp.password", "--value-stdin",
+                 stdin="s3cr3t\n").stdout == "feeder_amqp.password = (set)\n"
+    assert "either as an argument or with --value-stdin" in fails(root, "settings", "set", "feeder_amqp.password")

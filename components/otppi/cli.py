@@ -109,8 +109,11 @@ def cmd_settings_get(args: argparse.Namespace, paths: Paths) -> str:
 
 
 def cmd_settings_set(args: argparse.Namespace, paths: Paths) -> str:
+    if args.value_stdin == (args.value is not None):
+        raise CliError("give the value either as an argument or with --value-stdin (for passwords)")
+    text = sys.stdin.readline().rstrip("\r\n") if args.value_stdin else args.value
     try:
-        value = settings.set_text(args.key, args.value)
+        value = settings.set_text(args.key, text)
     except settings.SettingError as exc:
         raise CliError(str(exc)) from None
     return f"{args.key} = {'(set)' if settings.is_secret(args.key) else _show(value)}"
@@ -253,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     _sub(sets, "get", "print one setting", cmd_settings_get).add_argument("key")
     p = _sub(sets, "set", "change one setting; it applies live", cmd_settings_set)
     p.add_argument("key")
-    p.add_argument("value")
+    p.add_argument("value", nargs="?")
+    p.add_argument("--value-stdin", action="store_true",
+                   help="read the value from standard input (keeps passwords out of the process list)")
     _sub(sets, "list", "print every setting (secrets hidden)", cmd_settings_list)
 
     block = _sub(top, "block", "the block list of numbers that never get SMS").add_subparsers(dest="action", required=True)
