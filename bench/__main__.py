@@ -1,14 +1,16 @@
 import sys
 
-from . import modem
+from . import feeders, modem
 from .run import main
 
 options, rest_argv = modem.parse_known_args(sys.argv[1:])
 if "-h" in rest_argv or "--help" in rest_argv:
     print(modem.parser().format_help())
 status = 0
-if options.only != "modem":
+if options.only in (None, "rest"):
     status |= main(rest_argv)
-if options.only != "rest":
+if options.only in (None, "modem"):
     status |= modem.main(options)
+if options.only in (None, "feeders"):
+    status |= feeders.main(options.quick)
 sys.exit(status)

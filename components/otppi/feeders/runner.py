@@ -71,6 +71,7 @@ class FeederRunner:
         self.settings = page.load()
         self._snapshot = snapshot(self.settings)
         self._checked = 0.0
+        self._was_connected = False
 
     def _publish(self, topic: str, body: bytes, extra: dict[str, Any]) -> None:
         connection = self.connection
@@ -105,7 +106,8 @@ class FeederRunner:
                 backoff = 0.0
             except Exception as exc:  # every failure is retried: the broker may come back
                 delay = max(self.settings.reconnect_delay, 0.1)
-                backoff = min(max(delay, backoff * 2), MAX_BACKOFF)
+                # A link that was up and then dropped starts the backoff afresh.
+                backoff = delay if self._was_connected else min(max(delay, backoff * 2), MAX_BACKOFF)
                 level = logging.ERROR if isinstance(exc, FeederError) else logging.WARNING
                 log.log(level, "%s: %s; retrying in %.1f s", self.name, exc or type(exc).__name__, backoff)
                 record_event("feeder", source=self.name, result="disconnected", cause=str(exc)[:255])
@@ -114,7 +116,7 @@ class FeederRunner:
         """Wait *seconds* in watchdog-sized turns, cut short by changed settings; False once stopping."""
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
-            if not self.rt.sleep(left):
+            if not self.rt.sleep(min(left, 1.0)):
                 return False
             if self._settings_changed():
                 return True  # a fixed password or CA file is tried at once
@@ -123,7 +125,9 @@ class FeederRunner:
     def _connect_and_serve(self) -> None:
         settings = self.settings
         intake = Intake(self.handler, f"{self.name}:{settings.host}", self.courier, settings.timeout)
+        self._was_connected = False
         self.connection = self.connector(settings, intake)
+        self._was_connected = True
         record_event("feeder", source=self.name, result="connected", cause=f"{settings.host}:{settings.port}")
         log.info("%s: connected to %s:%d, topic %s", self.name, settings.host, settings.port, settings.topic)
         self.rt.notifier.status(f"connected to {settings.host}:{settings.port}")

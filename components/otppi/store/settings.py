@@ -134,6 +134,7 @@ VALIDATORS: dict[str, Callable[[Any], None]] = {
     "feeder_ws.port": _port,
     "feeder_ws.path": _api_path,
     "feeder_amqp.port": _port,
+    "feeder_amqp.prefetch": _range(1, 65535),
     "feeder_redis.port": _port,
     "feeder_redis.mode": _one_of("pubsub", "streams"),
     "feeder_mqtt.port": _port,
