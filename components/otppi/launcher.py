@@ -64,6 +64,7 @@ def provision_dev_root(root: Path) -> None:
     if _cli(root, "api-user", "list").stdout.strip() != "no API users":
         return
     _cli(root, "settings", "set", "api.bind_address", "127.0.0.1")
+    _cli(root, "settings", "set", "admin.bind_address", "127.0.0.1")
     _cli(root, "api-user", "add", DEMO_USER, "--password-stdin", stdin=DEMO_PASSWORD + "\n")
 
 
@@ -119,8 +120,10 @@ def run(root: Path, units_dir: Path, restart_delay: float = 2.0, sim_modems: int
     for child in children:
         child.start()
     api_port = _cli(root, "settings", "get", "api.http_port").stdout.strip()
+    admin_port = _cli(root, "settings", "get", "admin.port").stdout.strip()
     print(
         f"\nOTP-Pi is running from {root}\n"
+        f"  admin web: http://127.0.0.1:{admin_port}/   (first visit: create the administrator)\n"
         f"  REST API:  http://127.0.0.1:{api_port}/api/otp   (user {DEMO_USER}, password {DEMO_PASSWORD})\n"
         f"  try:       curl -u {DEMO_USER}:{DEMO_PASSWORD} -d '{{\"command\":\"echo\",\"data\":{{}}}}' "
         f"http://127.0.0.1:{api_port}/api/sms\n"

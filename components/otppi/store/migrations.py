@@ -48,7 +48,12 @@ def _mailer(database: SqliteDatabase) -> None:
     _add_missing_columns(database, models.EmailOutbox, ["tried", "retryable", "rounds", "retry_at"])
 
 
-MIGRATIONS: tuple[tuple[int, Migration], ...] = ((1, _initial), (2, _modem_component), (3, _mailer))
+def _admin(database: SqliteDatabase) -> None:
+    """The admin web's settings page."""
+    database.create_tables([models.AdminSettings], safe=True)
+
+
+MIGRATIONS: tuple[tuple[int, Migration], ...] = ((1, _initial), (2, _modem_component), (3, _mailer), (4, _admin))
 
 LATEST = MIGRATIONS[-1][0]
 

@@ -176,6 +176,16 @@ class MailSettings(SettingsPage):
     retry_delay = FloatField(default=30.0)
 
 
+class AdminSettings(SettingsPage):
+    """Where the admin web listens: the device's own page, never on the public API ports."""
+
+    SECTION = "admin"
+    port = IntegerField(default=8888)
+    bind_address = CharField(default="0.0.0.0")
+    # Minutes of inactivity after which an administrator must log in again.
+    session_minutes = IntegerField(default=60)
+
+
 class BellSettings(SettingsPage):
     SECTION = "bell"
     fail_send_sms = BooleanField(default=True)
@@ -278,6 +288,7 @@ SETTINGS_PAGES: tuple[type[SettingsPage], ...] = (
     FeederRedisSettings,
     FeederMqttSettings,
     MailSettings,
+    AdminSettings,
     BellSettings,
     CloudflareAccount,
     NoipAccount,

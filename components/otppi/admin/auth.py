@@ -1,0 +1,136 @@
+"""First-run setup, login, logout, password change and password reset by a one-time code."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from peewee import IntegrityError
+
+from ..auth import hash_password, verify_password
+from ..store.db import db
+from ..store.models import Administrator
+from . import reset
+from .forms import Form, email_field, password_pair, phone_field, username_field
+
+bp = Blueprint("auth", __name__)
+
+GENERIC_RESET = "If that administrator exists and has a phone number or email address, a code is on its way."
+
+
+def _client() -> str:
+    return request.remote_addr or "?"
+
+
+@bp.route("/setup", methods=["GET", "POST"])
+def setup():
+    """Create the first administrator; the page exists only while there is none."""
+    form = Form(request.form)
+    if request.method == "POST":
+        username = username_field(form, "username")
+        password = password_pair(form, "password", "password2")
+        phone = phone_field(form, "phone")
+        email = email_field(form, "email")
+        if form.ok:
+            try:
+                with db.atomic():
+                    if Administrator.select().exists():  # someone was quicker
+                        return redirect(url_for("auth.login"))
+                    Administrator.create(username=username, password_hash=hash_password(password), phone=phone,
+                                         email=email)
+            except IntegrityError:
+                form.error("username", "that name is taken")
+            else:
+                session.clear()
+                session["admin"], session["seen"] = username, time.time()
+                flash(f"Administrator {username} created. Welcome to OTP-Pi.")
+                return redirect(url_for("index"))
+    return render_template("setup.html", form=form)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = Form(request.form)
+    throttle = current_app.extensions["otppi_throttle"]
+    wait = 0.0
+    if request.method == "POST":
+        username = request.form.get("username", "")[:64]
+        keys = (f"ip:{_client()}", f"user:{username.lower()}")
+        wait = throttle.wait_seconds(*keys)
+        if wait > 0:
+            form.error("password", f"too many failed attempts: try again in {wait:.0f} s")
+        else:
+            admin = Administrator.get_or_none(Administrator.username == username)
+            if admin is not None and verify_password(admin.password_hash, request.form.get("password", "")):
+                throttle.succeeded(*keys)
+                session.clear()
+                session["admin"], session["seen"] = admin.username, time.time()
+                with db.atomic():
+                    Administrator.update(last_login_at=time.time()).where(
+                        Administrator.id == admin.id).execute()
+                target = request.args.get("next", "")
+                return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+            throttle.failed(*keys)
+            form.error("password", "wrong username or password")
+    return render_template("login.html", form=form), (429 if wait > 0 else 200)
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+def password():
+    form = Form(request.form)
+    if request.method == "POST":
+        admin = Administrator.get(Administrator.username == g.admin)
+        if not verify_password(admin.password_hash, request.form.get("current", "")):
+            form.error("current", "this is not your current password")
+        new = password_pair(form, "password", "password2")
+        if form.ok:
+            with db.atomic():
+                Administrator.update(password_hash=hash_password(new)).where(Administrator.id == admin.id).execute()
+            flash("Password changed.")
+            return redirect(url_for("auth.password"))
+    return render_template("password.html", form=form)
+
+
+@bp.route("/forgot", methods=["GET", "POST"])
+def forgot():
+    form = Form(request.form)
+    if request.method == "POST":
+        admin = Administrator.get_or_none(Administrator.username == request.form.get("username", "")[:64])
+        if admin is not None:
+            reset.send_code(current_app.config["OTPPI_PATHS"], current_app.config["OTPPI_OTP_KEY"], admin)
+        flash(GENERIC_RESET)  # the same answer whether the name exists or not
+        return redirect(url_for("auth.reset"))
+    return render_template("forgot.html", form=form)
+
+
+@bp.route("/reset", endpoint="reset", methods=["GET", "POST"])
+def reset_password():
+    form = Form(request.form)
+    if request.method == "POST":
+        throttle = current_app.extensions["otppi_throttle"]
+        keys = (f"ip:{_client()}",)
+        if throttle.wait_seconds(*keys) > 0:
+            form.error("code", "too many failed attempts: wait a little")
+            return render_template("reset.html", form=form), 429
+        username = request.form.get("username", "")[:64]
+        password = password_pair(form, "password", "password2")
+        if form.ok:
+            admin = Administrator.get_or_none(Administrator.username == username)
+            if admin is None or not reset.check_code(current_app.config["OTPPI_OTP_KEY"], admin,
+                                                     request.form.get("code", "")):
+                throttle.failed(*keys)
+                form.error("code", "wrong or expired code")
+            else:
+                with db.atomic():
+                    Administrator.update(password_hash=hash_password(password)).where(
+                        Administrator.id == admin.id).execute()
+                flash("Password changed: log in with the new one.")
+                return redirect(url_for("auth.login"))
+    return render_template("reset.html", form=form)
+

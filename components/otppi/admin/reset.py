@@ -1,0 +1,58 @@
+"""Password reset by a one-time code sent to the administrator's phone (SMS) or email.
+
+The password itself is never stored, so it can never be sent: the code is an
+OTP like any other (only its keyed hash is kept, single use, 5 tries, 15
+minutes), under the reference ``admin-reset:<id>``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .. import doorbell, otp
+from ..mailer.reset import queue_reset_code
+from ..msisdn import normalize
+from ..paths import Paths
+from ..seal import seal
+from ..store.db import db
+from ..store.models import Administrator, GeneralSettings, Otp, SmsOutbox, SmsSettings
+
+VALID_SECONDS = 900
+
+
+def _reference(admin: Administrator) -> str:
+    return f"admin-reset:{admin.id}"
+
+
+def send_code(paths: Paths, otp_key: bytes, admin: Administrator) -> str:
+    """Queue a fresh code by SMS when the admin has a phone, else by email; '' when neither is set."""
+    code = otp.generate_code(GeneralSettings.load().otp_length)
+    now = time.time()
+    expires = now + VALID_SECONDS
+    reference = _reference(admin)
+    if admin.phone:
+        receiver = normalize(admin.phone, SmsSettings.load().country_code)
+        with db.atomic():
+            Otp.delete().where(Otp.reference == reference).execute()  # a new code replaces the last one
+            row = SmsOutbox.create(kind="reset", source="admin", receiver=receiver, expires_at=expires,
+                                   body=seal(otp_key, f"OTP-Pi password reset code: {code}"))
+            otp.store(reference, otp.compute_mac(otp_key, reference, admin.username, [], code), "sms", expires,
+                      sms=row)
+        doorbell.ring(paths.doorbell("modem"))
+        return "sms"
+    if admin.email:
+        with db.atomic():
+            Otp.delete().where(Otp.reference == reference).execute()  # a new code replaces the last one
+            row_id = queue_reset_code(paths, otp_key, admin.email, code, valid_s=VALID_SECONDS)
+            otp.store(reference, otp.compute_mac(otp_key, reference, admin.username, [], code), "email", expires,
+                      email=row_id)
+        return "email"
+    return ""
+
+
+def check_code(otp_key: bytes, admin: Administrator, code: str) -> bool:
+    code = code.strip()
+    if not code.isdigit() or len(code) > 10:
+        return False
+    verdict = otp.validate(otp_key, _reference(admin), admin.username, [], code, now=time.time(), max_attempts=5)
+    return verdict == "000"
