@@ -54,7 +54,8 @@ case "$cmd" in
         ;;
     test)
         # Our own brokers are started by the tests on free ports; these packages provide them.
-        need_debs openssl ppp rabbitmq-server mosquitto redis-server
+        # Chromium runs the admin web's browser tests (driven by playwright with executable_path).
+        need_debs openssl ppp rabbitmq-server mosquitto redis-server chromium
         setup_venv requirements-test.lock
         exec "$PY" -m pytest "$@"
         ;;
