@@ -7,13 +7,21 @@ read from the page the form is on, not from the session behind its back.
 from __future__ import annotations
 
 import re
+import shutil
+from dataclasses import dataclass
+from functools import lru_cache
+from html.parser import HTMLParser
 
 import pytest
-from flask import Flask
+from flask import Flask, url_for
 from flask.testing import FlaskClient
+from werkzeug.routing import FloatConverter, IntegerConverter, PathConverter, UUIDConverter
 
-from otppi.admin.app import create_app
+from otppi.admin.app import PUBLIC, create_app
 from otppi.paths import Paths
+from otppi.store import settings
+
+from ..helpers import short_root
 
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "correct horse battery"
@@ -75,3 +83,100 @@ def admin_client(admin_app: Flask) -> FlaskClient:
     response = login(c)
     assert response.status_code == 302, response.get_data(as_text=True)
     return c
+
+
+# ---------------------------------------------------------------- the app's routes, for parametrizing
+
+
+@dataclass(frozen=True)
+class Route:
+    """One concrete URL of the app, for one method."""
+
+    endpoint: str
+    method: str
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+#: Sample values for URL variables: every settings section; a plausible id or name for the rest.
+_SAMPLES = {"int": "1", "float": "1.0", "default": "x", "path": "x", "string": "x", "uuid": "0" * 32}
+
+
+def _expand(app: Flask, rule) -> list[str]:
+    if not rule.arguments:
+        return [rule.rule]
+    if rule.endpoint == "settings.page":
+        return [f"/settings/{section}" for section in settings.PAGES]
+    values = {}
+    for name in rule.arguments:
+        converter = rule._converters[name]
+        kind = {IntegerConverter: "int", FloatConverter: "float", PathConverter: "path",
+                UUIDConverter: "uuid"}.get(type(converter), "default")
+        values[name] = _SAMPLES[kind]
+    with app.test_request_context():
+        return [url_for(rule.endpoint, **values)]
+
+
+@lru_cache(maxsize=None)
+def routes() -> tuple[Route, ...]:
+    """Every GET and POST route of a freshly built app, whatever blueprints it has today.
+
+    Built on a throwaway root so it can run at collection time; pages that
+    land later are enumerated without changing the tests.
+    """
+    root = short_root("adm")
+    try:
+        app = create_app(Paths(root))
+        out = []
+        for rule in app.url_map.iter_rules():
+            if rule.endpoint == "static":
+                continue
+            for method in ("GET", "POST"):
+                if method in rule.methods:
+                    out.extend(Route(rule.endpoint, method, path) for path in _expand(app, rule))
+        return tuple(sorted(set(out), key=str))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def protected_routes(method: str) -> list[Route]:
+    return [r for r in routes() if r.method == method and r.endpoint not in PUBLIC]
+
+
+# ---------------------------------------------------------------- reading forms as a browser does
+
+
+class _FormReader(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("input", "select", "textarea"):
+            self.fields.append({"tag": tag, **dict(attrs)})
+
+
+def form_inputs(html: str) -> list[dict[str, str | None]]:
+    """The attributes of every input, select and textarea on the page."""
+    reader = _FormReader()
+    reader.feed(html)
+    return reader.fields
+
+
+def form_values(html: str) -> dict[str, str]:
+    """What a browser submits for the page's form untouched: values, checked boxes, empty passwords."""
+    out = {}
+    for f in form_inputs(html):
+        name, kind = f.get("name"), f.get("type", "text")
+        if not name or name == "csrf_token":
+            continue
+        if kind == "checkbox":
+            if "checked" in f:
+                out[name] = "on"
+        elif kind == "password":
+            out[name] = ""
+        else:
+            out[name] = f.get("value") or ""
+    return out

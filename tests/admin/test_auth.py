@@ -1,0 +1,438 @@
+"""The admin web's gate: first run, login and its throttle, sessions, CSRF, headers, password change and reset.
+
+The route lists come from the app's own URL map, so pages added later are
+checked by the same tests without touching them.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import urlsplit
+
+import pytest
+from flask.sessions import SecureCookieSessionInterface
+
+from otppi import keys
+from otppi.admin.auth import GENERIC_RESET
+from otppi.admin.security import Throttle
+from otppi.auth import verify_password
+from otppi.seal import unseal
+from otppi.store import settings
+from otppi.store.db import db
+from otppi.store.models import Administrator, EmailOutbox, Otp, SmsOutbox
+
+from .conftest import (
+    ADMIN_PASSWORD,
+    ADMIN_USER,
+    create_admin,
+    csrf,
+    login,
+    logout,
+    post_form,
+    protected_routes,
+    routes,
+)
+
+COOKIE = "otppi_admin"
+NEW_PASSWORD = "a brand new passphrase"
+
+
+def _location(response) -> str:
+    return response.headers.get("Location", "")
+
+
+def _is_login_redirect(response) -> bool:
+    return response.status_code == 302 and urlsplit(_location(response)).path == "/login"
+
+
+def _logged_in(client) -> bool:
+    return client.get("/password").status_code == 200
+
+
+# ---------------------------------------------------------------- first run
+
+
+@pytest.mark.parametrize("route", [r for r in routes() if r.method == "GET" and r.endpoint != "auth.setup"], ids=str)
+def test_every_page_leads_to_setup_while_there_is_no_administrator(client, route):
+    response = client.get(route.path)
+    assert response.status_code == 302
+    assert urlsplit(_location(response)).path == "/setup"
+
+
+def test_setup_creates_the_administrator_and_logs_them_in(client):
+    page = client.get("/setup").get_data(as_text=True)
+    for name in ("username", "password", "password2", "phone", "email"):
+        assert f'name="{name}"' in page
+    response = create_admin(client, phone="0812 3456 7890", email="admin@example.com")
+    assert response.status_code == 302
+    admin = Administrator.get(Administrator.username == ADMIN_USER)
+    assert admin.email == "admin@example.com" and admin.phone
+    assert admin.password_hash != ADMIN_PASSWORD and verify_password(admin.password_hash, ADMIN_PASSWORD)
+    assert _logged_in(client)
+
+
+@pytest.mark.parametrize("field, form, message", [
+    ("password", {"password": "short", "password2": "short"}, "at least 8 characters"),
+    ("password2", {"password": "long enough 1", "password2": "long enough 2"}, "the two passwords differ"),
+    ("username", {"username": "no spaces here"}, "letters, digits"),
+    ("phone", {"phone": "call me"}, "a phone number"),
+    ("email", {"email": "not-an-address"}, "an email address"),
+])
+def test_setup_explains_a_bad_field_beside_it_and_creates_nothing(client, field, form, message):
+    data = {"username": ADMIN_USER, "password": ADMIN_PASSWORD, "password2": ADMIN_PASSWORD, "phone": "",
+            "email": "", **form}
+    response = post_form(client, "/setup", data)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert re.search(rf'id="f-{field}"[^>]*aria-invalid="true"[^>]*>\s*<p class="error" id="e-{field}">[^<]*'
+                     rf'{re.escape(message)}', html), html
+    assert Administrator.select().count() == 0
+
+
+def test_setup_is_gone_for_good_once_an_administrator_exists(admin_app, client):
+    create_admin(client)
+    logout(client)
+    for c in (client, admin_app.test_client()):
+        assert _is_login_redirect(c.get("/setup"))
+    # A second administrator cannot be slipped in by posting to the old page, logged in or not.
+    fresh = admin_app.test_client()
+    response = post_form(fresh, "/setup", {"username": "intruder", "password": "p" * 12, "password2": "p" * 12},
+                         page="/login")
+    assert _is_login_redirect(response)
+    login(client)
+    response = client.post("/setup", data={"csrf_token": csrf(client, "/password"), "username": "second",
+                                           "password": "p" * 12, "password2": "p" * 12})
+    assert response.status_code == 302
+    assert [a.username for a in Administrator.select()] == [ADMIN_USER]
+
+
+# ---------------------------------------------------------------- login, logout, throttle
+
+
+def test_login_and_logout(admin_app, client):
+    create_admin(client)
+    logout(client)
+    assert not _logged_in(client)
+    response = login(client)
+    assert response.status_code == 302 and _location(response) == "/"
+    assert _logged_in(client)
+    assert Administrator.get().last_login_at is not None
+    assert _is_login_redirect(logout(client))
+    assert not _logged_in(client)
+
+
+def test_a_wrong_password_is_refused_with_a_message(client):
+    create_admin(client)
+    logout(client)
+    response = login(client, password="not the password")
+    assert response.status_code == 200
+    assert "wrong username or password" in response.get_data(as_text=True)
+    assert not _logged_in(client)
+    # An unknown name answers the same way.
+    assert "wrong username or password" in login(client, username="nobody").get_data(as_text=True)
+
+
+def test_login_is_throttled_with_a_growing_delay_even_for_the_right_password(admin_app, client):
+    now = [1000.0]
+    admin_app.extensions["otppi_throttle"] = Throttle(clock=lambda: now[0])
+    create_admin(client)
+    logout(client)
+    for _ in range(4):  # the first few failures cost nothing; the fourth starts the wait
+        assert login(client, password="guess").status_code == 200
+    refused = login(client)  # the right password, during the wait
+    assert refused.status_code == 429
+    assert "too many failed attempts" in refused.get_data(as_text=True)
+    assert not _logged_in(client)
+    # From the same address, another name is held back too.
+    assert login(client, username="other", password="guess").status_code == 429
+
+    now[0] += 2.5  # the first wait is over; one more failure doubles it
+    assert login(client, password="guess").status_code == 200
+    now[0] += 2.5
+    assert login(client).status_code == 429
+    now[0] += 2.0
+    assert login(client).status_code == 302
+    assert _logged_in(client)
+
+
+@pytest.mark.parametrize("target", ["//evil.example", "//evil.example/settings", "https://evil.example/",
+                                    "/\\evil.example", "/\t/evil.example", "http:evil.example", "javascript:alert(1)"])
+def test_login_never_redirects_off_the_device(client, target):
+    create_admin(client)
+    logout(client)
+    response = login(client, next=target)
+    assert response.status_code == 302
+    location = _location(response)
+    assert urlsplit(location).netloc == "" and urlsplit(location).scheme == ""
+    assert location.startswith("/") and not location.startswith(("//", "/\\"))
+    assert not re.search(r"[\x00-\x20]", location)
+
+
+def test_login_returns_to_the_page_asked_for(client):
+    create_admin(client)
+    logout(client)
+    asked = client.get("/settings/sms")
+    assert _is_login_redirect(asked)
+    response = login(client, next="/settings/sms")
+    assert _location(response) == "/settings/sms"
+
+
+# ---------------------------------------------------------------- the session cookie
+
+
+def test_session_cookie_is_httponly_samesite_strict_and_signed(admin_app, client):
+    create_admin(client)
+    logout(client)
+    response = login(client)
+    cookie = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith(COOKIE + "="))
+    attributes = {part.strip().split("=")[0].lower(): part.strip() for part in cookie.split(";")}
+    assert "httponly" in attributes
+    assert attributes["samesite"].lower() == "samesite=strict"
+    value = client.get_cookie(COOKIE).value
+    assert ADMIN_USER not in value  # signed and compressed, not a readable name to copy
+
+    tampered = value[:-3] + ("AAA" if value[-3:] != "AAA" else "BBB")
+    client.set_cookie(COOKIE, tampered)
+    assert _is_login_redirect(client.get("/password"))
+
+
+def test_a_session_signed_with_another_key_is_not_a_session(admin_app, client):
+    create_admin(client)
+    logout(client)
+    other = type(admin_app)(__name__)
+    other.config.update(SECRET_KEY=b"0" * 32, SESSION_COOKIE_NAME=COOKIE)
+    forged = SecureCookieSessionInterface().get_signing_serializer(other).dumps(
+        {"admin": ADMIN_USER, "seen": time.time()})
+    client.set_cookie(COOKIE, forged)
+    assert _is_login_redirect(client.get("/password"))
+
+
+def test_session_expires_after_the_idle_minutes(admin_client):
+    settings.set_text("admin.session_minutes", "5")
+    with admin_client.session_transaction() as session:
+        session["seen"] = time.time() - 4 * 60
+    assert _logged_in(admin_client)  # and being active starts the clock again
+    with admin_client.session_transaction() as session:
+        assert time.time() - session["seen"] < 60
+        session["seen"] = time.time() - 5 * 60 - 5
+    assert _is_login_redirect(admin_client.get("/settings/general"))
+    assert not _logged_in(admin_client)
+
+
+def test_a_deleted_administrators_session_dies(admin_client):
+    assert _logged_in(admin_client)
+    with db.atomic():
+        Administrator.delete().execute()
+    Administrator.create(username="someone-else", password_hash="x")
+    assert _is_login_redirect(admin_client.get("/settings/general"))
+    assert not _logged_in(admin_client)
+
+
+# ---------------------------------------------------------------- protected paths and CSRF
+
+
+@pytest.mark.parametrize("route", protected_routes("GET"), ids=str)
+def test_anonymous_users_are_sent_to_login(client, route):
+    create_admin(client)
+    logout(client)
+    response = client.get(route.path)
+    assert _is_login_redirect(response), (response.status_code, _location(response))
+    assert "evil" not in _location(response)
+
+
+@pytest.mark.parametrize("route", protected_routes("POST"), ids=str)
+def test_anonymous_posts_are_refused(client, route):
+    create_admin(client)
+    logout(client)
+    before = settings.generation(), Administrator.select().count()
+    assert client.post(route.path, data={}).status_code == 400  # no token: refused before anything else
+    response = post_form(client, route.path, {}, page="/login")
+    assert _is_login_redirect(response), (response.status_code, _location(response))
+    assert (settings.generation(), Administrator.select().count()) == before
+
+
+@pytest.mark.parametrize("route", [r for r in routes() if r.method == "POST"], ids=str)
+def test_every_post_needs_the_csrf_token(admin_client, route):
+    before = settings.generation()
+    hash_before = Administrator.get().password_hash
+    for data, headers in (({}, {}), ({"csrf_token": "forged"}, {}), ({}, {"X-CSRF-Token": "forged"})):
+        response = admin_client.post(route.path, data=data, headers=headers)
+        assert response.status_code == 400, response.status_code
+        assert "reload it and try again" in response.get_data(as_text=True)
+    assert settings.generation() == before
+    assert Administrator.get().password_hash == hash_before
+    assert _logged_in(admin_client)  # not even logout works without the token
+
+
+def test_the_token_of_another_session_is_refused(admin_app, admin_client):
+    stranger = admin_app.test_client()
+    their_token = csrf(stranger, "/login")
+    response = admin_client.post("/settings/general", data={"csrf_token": their_token, "otp_length": "8"})
+    assert response.status_code == 400
+
+
+# ---------------------------------------------------------------- headers
+
+
+@pytest.mark.parametrize("path", ["/login", "/setup", "/settings/general", "/static/style.css"])
+def test_security_headers(admin_client, path):
+    with admin_client.get(path, follow_redirects=True) as response:  # a file response must be closed
+        assert response.status_code == 200
+        headers = response.headers
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "same-origin"
+
+
+# ---------------------------------------------------------------- password change
+
+
+def test_password_change_needs_the_current_password(admin_client):
+    old_hash = Administrator.get().password_hash
+    response = post_form(admin_client, "/password",
+                         {"current": "not it at all", "password": NEW_PASSWORD, "password2": NEW_PASSWORD})
+    assert response.status_code == 200
+    assert "this is not your current password" in response.get_data(as_text=True)
+    assert Administrator.get().password_hash == old_hash
+
+
+def test_password_change(admin_app, admin_client):
+    mismatch = post_form(admin_client, "/password",
+                         {"current": ADMIN_PASSWORD, "password": NEW_PASSWORD, "password2": NEW_PASSWORD + "!"})
+    assert "the two passwords differ" in mismatch.get_data(as_text=True)
+    response = post_form(admin_client, "/password",
+                         {"current": ADMIN_PASSWORD, "password": NEW_PASSWORD, "password2": NEW_PASSWORD})
+    assert response.status_code == 302
+    assert "Password changed." in admin_client.get("/password").get_data(as_text=True)
+    other = admin_app.test_client()
+    assert login(other, password=ADMIN_PASSWORD).status_code == 200
+    assert login(other, password=NEW_PASSWORD).status_code == 302
+
+
+# ---------------------------------------------------------------- forgot and reset
+
+
+def _reset(client, code: str, password: str = NEW_PASSWORD, username: str = ADMIN_USER):
+    return post_form(client, "/reset", {"username": username, "code": code, "password": password,
+                                        "password2": password})
+
+
+def _sms_code(paths) -> str:
+    row = SmsOutbox.select().where(SmsOutbox.kind == "reset").order_by(SmsOutbox.id.desc()).get()
+    return re.search(r"code: (\d+)", unseal(keys.otp_key(paths), row.body)).group(1)
+
+
+def _forgot_page(client, username: str) -> str:
+    response = post_form(client, "/forgot", {"username": username})
+    assert response.status_code == 302 and urlsplit(_location(response)).path == "/reset"
+    html = client.get("/reset").get_data(as_text=True)
+    return re.sub(r'name="csrf_token" value="[^"]+"', "", html)
+
+
+def test_forgot_answers_the_same_for_known_and_unknown_names(client):
+    create_admin(client)
+    logout(client)
+    known = _forgot_page(client, ADMIN_USER)
+    unknown = _forgot_page(client, "nobody")
+    assert GENERIC_RESET in known
+    assert known == unknown
+    assert SmsOutbox.select().where(SmsOutbox.kind == "reset").count() == 1
+
+
+def test_a_reset_code_by_sms_sets_the_password_once(paths, admin_app, client):
+    create_admin(client, phone="0812 3456 7890")
+    logout(client)
+    post_form(client, "/forgot", {"username": ADMIN_USER})
+    row = SmsOutbox.get(SmsOutbox.kind == "reset")
+    assert row.receiver == "6281234567890" and row.state == "queued"
+    code = _sms_code(paths)
+    assert ADMIN_PASSWORD not in unseal(keys.otp_key(paths), row.body)
+
+    wrong = _reset(client, "1" * len(code) if code != "1" * len(code) else "2" * len(code))
+    assert wrong.status_code == 200 and "wrong or expired code" in wrong.get_data(as_text=True)
+    assert Otp.get().attempts == 1  # the wrong guess counts
+    assert _reset(client, code).status_code == 302
+    assert login(admin_app.test_client(), password=NEW_PASSWORD).status_code == 302
+    again = _reset(client, code, password="yet another passphrase")
+    assert "wrong or expired code" in again.get_data(as_text=True)
+    assert verify_password(Administrator.get().password_hash, NEW_PASSWORD)
+
+
+def test_an_expired_reset_code_is_refused(paths, client):
+    create_admin(client)
+    logout(client)
+    post_form(client, "/forgot", {"username": ADMIN_USER})
+    code = _sms_code(paths)
+    with db.atomic():
+        Otp.update(expires_at=time.time() - 1).execute()
+    response = _reset(client, code)
+    assert "wrong or expired code" in response.get_data(as_text=True)
+    assert verify_password(Administrator.get().password_hash, ADMIN_PASSWORD)
+
+
+def test_a_new_code_replaces_the_last_one(paths, client):
+    create_admin(client)
+    logout(client)
+    post_form(client, "/forgot", {"username": ADMIN_USER})
+    first = _sms_code(paths)
+    post_form(client, "/forgot", {"username": ADMIN_USER})
+    second = _sms_code(paths)
+    if first != second:
+        assert "wrong or expired code" in _reset(client, first).get_data(as_text=True)
+    assert _reset(client, second).status_code == 302
+
+
+def test_a_reset_code_by_email_when_the_administrator_has_no_phone(paths, client):
+    create_admin(client, phone="", email="admin@example.com")
+    logout(client)
+    post_form(client, "/forgot", {"username": ADMIN_USER})
+    assert SmsOutbox.select().count() == 0
+    row = EmailOutbox.get(EmailOutbox.kind == "reset")
+    assert row.receiver == "admin@example.com"
+    text = unseal(keys.otp_key(paths), row.body)
+    code = re.search(r"reset code is (\d+)", text).group(1)
+    assert _reset(client, code).status_code == 302
+    assert verify_password(Administrator.get().password_hash, NEW_PASSWORD)
+
+
+def test_reset_guessing_is_throttled(admin_app, client):
+    now = [1000.0]
+    admin_app.extensions["otppi_throttle"] = Throttle(clock=lambda: now[0])
+    create_admin(client)
+    logout(client)
+    post_form(client, "/forgot", {"username": ADMIN_USER})
+    for _ in range(4):
+        assert _reset(client, "000000").status_code == 200
+    assert _reset(client, "000000").status_code == 429
+
+
+def test_reset_refuses_a_bad_new_password_without_spending_the_code(paths, client):
+    create_admin(client)
+    logout(client)
+    post_form(client, "/forgot", {"username": ADMIN_USER})
+    code = _sms_code(paths)
+    response = _reset(client, code, password="short")
+    assert "at least 8 characters" in response.get_data(as_text=True)
+    assert Otp.get().attempts == 0 and Otp.get().state == "live"
+    assert _reset(client, code).status_code == 302
+
+
+@pytest.mark.parametrize("route", protected_routes("GET"), ids=str)
+def test_every_page_works_within_the_content_security_policy(admin_client, route):
+    """The CSP allows only the device's own files: no inline script or style, nothing from the network."""
+    response = admin_client.get(route.path)
+    try:
+        assert response.status_code in (200, 302, 404), response.status_code
+        if response.status_code != 200 or response.mimetype != "text/html":
+            return  # a redirect, an example id that does not exist, or a live stream
+        html = response.get_data(as_text=True)
+    finally:
+        response.close()
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "inline script (blocked by the CSP)"
+    assert not re.search(r"<style\b|\sstyle=", html), "inline style (blocked by the CSP)"
+    assert not re.search(r"\son[a-z]+=", html), "inline event handler (blocked by the CSP)"
+    assert not re.search(r'<(?:script|link|img)\b[^>]*(?:src|href)="(?:https?:)?//', html), "a network fetch"
