@@ -86,6 +86,7 @@ def _error(obj) -> str:
         ({"command": "send-sms", "data": {"receiver": "0812345", "message": 5}}, "data.message"),
         ({"command": "send-sms", "data": {"receiver": 812345, "message": "x"}}, "data.receiver"),
         ({"command": "send-sms", "data": {"receiver": "not a number", "message": "x"}}, "data.receiver"),
+        ({"command": "block-msisdn", "data": {"receiver": "0" * 21}}, "data.receiver"),
         ({"command": "send-sms", "data": {"receiver": "0812345", "message": ""}}, "data.message"),
         ({"command": "send-sms", "data": {"receiver": "0812345", "message": "x" * 1601}}, "data.message"),
         ({"command": "send-sms", "data": {"receiver": "0812345", "message": "x", "id": True}}, "data.id"),

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import codes
+from .msisdn import looks_like_phone
 
 MAX_BODY = 64 * 1024
 MAX_MESSAGE = 1600  # ten concatenated GSM 7-bit parts and then some
@@ -178,8 +179,8 @@ def _time(name: str, value: Any) -> int | float:
 
 def _phone(name: str, value: Any) -> str:
     value = _string(name, value, limit=32).strip()
-    if not _PHONE.fullmatch(value) or sum(c.isdigit() for c in value) < 3:
-        raise ContractError(f"data.{name} must be a phone number")
+    if not _PHONE.fullmatch(value) or not looks_like_phone(value):
+        raise ContractError(f"data.{name} must be a phone number (3 to 20 digits)")
     return value
 
 

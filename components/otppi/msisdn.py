@@ -8,6 +8,11 @@ _SEPARATORS = re.compile(r"[\s().-]")
 _PHONE = re.compile(r"\+?[0-9]{3,20}")
 
 
+def looks_like_phone(text: str) -> bool:
+    """What :func:`normalize` accepts: an optional +, 3 to 20 digits, spaces, dots, dashes, brackets."""
+    return bool(_PHONE.fullmatch(_SEPARATORS.sub("", text)))
+
+
 def normalize(number: str, country_code: str) -> str:
     """MSISDN digits as the seed routes them: ``+`` dropped, a leading 0 becomes the country code.
 
