@@ -11,7 +11,9 @@ import logging
 import signal
 import sys
 import threading
+from typing import Callable, Protocol
 
+from .doorbell import Doorbell
 from .paths import Paths
 from .store import settings
 from .store.db import close_database, db, open_database
@@ -71,3 +73,40 @@ class Runtime:
         self.notifier.stopping()
         self.notifier.close()
         close_database()
+
+
+class OutboxOwner(Protocol):
+    """An outbox's owner (the modem or the mailer dispatcher) as the shared loop drives it."""
+
+    def requeue_in_flight(self) -> int: ...
+
+    def reload(self) -> None: ...
+
+    def turn(self) -> float: ...
+
+
+def run_owner_loop(rt: Runtime, bell: Doorbell, owner: OutboxOwner, *, noun: str,
+                   loaded: Callable[[], str], each_turn: Callable[[], None] | None = None) -> None:
+    """The loop of a component that owns an outbox: wake on the doorbell or a sweep, apply settings, turn.
+
+    Rows a crash left 'sending' are queued again first; *loaded* runs once the settings are read and
+    returns the readiness status; *each_turn* runs after every turn.
+    """
+    requeued = owner.requeue_in_flight()
+    if requeued:
+        logging.getLogger(f"otppi.{rt.name}").warning(
+            "%d %s were being sent when the component stopped: queued again", requeued, noun)
+    rt.settings_changed()
+    owner.reload()
+    rt.ready(loaded())
+    sleep = 0.0
+    while not rt.stopped.is_set():
+        rt.notifier.ping()
+        bell.wait(rt.notifier.loop_timeout(sleep))
+        if rt.stopped.is_set():
+            break
+        if rt.settings_changed():
+            owner.reload()
+        sleep = owner.turn()
+        if each_turn is not None:
+            each_turn()

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 from .. import keys
-from ..component import Runtime, setup_logging
+from ..component import Runtime, run_owner_loop, setup_logging
 from ..doorbell import Doorbell, ring
 from .dispatcher import Dispatcher
 
-log = logging.getLogger("otppi.mailer")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,21 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     rt.install_signals(on_stop=lambda: ring(bell.path))
     dispatcher = Dispatcher(rt.paths, keys.otp_key(rt.paths))
     try:
-        requeued = dispatcher.requeue_in_flight()
-        if requeued:
-            log.warning("%d email(s) were being sent when the component stopped: queued again", requeued)
-        rt.settings_changed()
-        dispatcher.reload()
-        rt.ready(f"{len(dispatcher.pool.accounts)} active email account(s)")
-        sleep = 0.0
-        while not rt.stopped.is_set():
-            rt.notifier.ping()
-            bell.wait(rt.notifier.loop_timeout(sleep))
-            if rt.stopped.is_set():
-                break
-            if rt.settings_changed():
-                dispatcher.reload()
-            sleep = dispatcher.turn()
+        run_owner_loop(rt, bell, dispatcher, noun="email(s)",
+                       loaded=lambda: f"{len(dispatcher.pool.accounts)} active email account(s)")
     finally:
         dispatcher.stop()
         bell.close()
