@@ -8,7 +8,6 @@ from ..doorbell import Doorbell, ring
 from .dispatcher import Dispatcher
 
 
-
 def main(argv: list[str] | None = None) -> int:
     setup_logging("mailer")
     rt = Runtime("mailer")

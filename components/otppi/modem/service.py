@@ -10,7 +10,6 @@ from .dispatcher import Dispatcher
 from .internet import Internet
 
 
-
 def main(argv: list[str] | None = None) -> int:
     setup_logging("modem")
     rt = Runtime("modem")
