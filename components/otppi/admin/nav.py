@@ -46,7 +46,7 @@ NAV: list[tuple[str, list[tuple[str, str, dict]]]] = [
 HOME = "settings.home"
 
 #: Modules under otppi.admin that define ``bp`` and ``MENU`` (group, [(title, endpoint, args)]).
-EXTRA_PAGES: tuple[str, ...] = ()
+EXTRA_PAGES: tuple[str, ...] = ("monitor", "inbox", "tools", "system", "lists")
 
 
 def build() -> tuple[list[tuple[str, list[tuple[str, str, dict]]]], list[Blueprint]]:

@@ -1,0 +1,108 @@
+"""The SMS Inbox: messages the modems received, newest first; read, delete, reply, and a look at the SIMs.
+
+The modem component moves every SMS from the SIMs into the store (``otppi.modem.inbox``); this page
+reads the store, so it works while the modem component is down. A reply is a manual SMS to the sender
+through the modem the message came in on.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+
+from ..cli_modem import TOOL_TIMEOUT, _printable
+from ..store.db import db
+from ..store.models import InboxMessage
+from .forms import Form
+from .toolkit import ToolError, active_modems, ask, component_error, local_time, queue_manual_sms
+
+bp = Blueprint("inbox", __name__, url_prefix="/inbox")
+
+MENU = ("Modem tools", [("SMS inbox", "inbox.index", {})])
+
+PAGE_SIZE = 20
+PREVIEW = 80
+
+
+def _row(m: InboxMessage) -> dict:
+    text = _printable(m.body)
+    return {"id": m.id, "time": local_time(m.sent_at if m.sent_at is not None else m.received_at),
+            "received": local_time(m.received_at), "modem": m.modem, "sender": _printable(m.sender),
+            "body": text, "preview": " ⏎ ".join(text.splitlines())[:PREVIEW], "read": m.is_read, "parts": m.parts}
+
+
+@bp.route("")
+def index():
+    total = InboxMessage.select().count()
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
+    query = (InboxMessage.select().order_by(InboxMessage.received_at.desc(), InboxMessage.id.desc())
+             .paginate(page, PAGE_SIZE))
+    unread = InboxMessage.select().where(InboxMessage.is_read == False).count()  # noqa: E712
+    return render_template("tools/inbox.html", messages=[_row(m) for m in query], page=page, pages=pages,
+                           total=total, unread=unread)
+
+
+def _message(message_id: int) -> InboxMessage:
+    message = InboxMessage.get_or_none(InboxMessage.id == message_id)
+    if message is None:
+        abort(404, description="this message is not in the inbox (deleted?)")
+    return message
+
+
+@bp.route("/<int:message_id>")
+def read(message_id: int):
+    message = _message(message_id)
+    if not message.is_read:
+        with db.atomic():
+            InboxMessage.update(is_read=True).where(InboxMessage.id == message_id).execute()
+    return render_template("tools/inbox_read.html", m=_row(message), form=Form())
+
+
+@bp.route("/<int:message_id>/reply", methods=["POST"])
+def reply(message_id: int):
+    message = _message(message_id)
+    form = Form(request.form)
+    try:
+        outcome = queue_manual_sms(message.sender, form.get("text"), message.modem)
+    except ToolError as exc:
+        field = "text" if exc.field == "text" else "_page"
+        message_text = str(exc)
+        if exc.field == "receiver":
+            message_text = f"cannot reply to {message.sender[:40]}: {exc}"
+        elif exc.field == "modem":
+            message_text = f"cannot reply through {message.modem}: {exc}"
+        form.error(field, message_text)
+    else:
+        if outcome.state not in ("failed", "expired"):
+            flash(outcome.describe(message.modem))
+            return redirect(url_for("inbox.read", message_id=message_id))
+        form.error("_page", outcome.describe(message.modem))
+    return render_template("tools/inbox_read.html", m=_row(message), form=form), 400 if "text" in form.errors else 200
+
+
+@bp.route("/<int:message_id>/delete", methods=["POST"])
+def delete(message_id: int):
+    with db.atomic():
+        deleted = InboxMessage.delete().where(InboxMessage.id == message_id).execute()
+    if not deleted:
+        abort(404, description="this message is not in the inbox (deleted already?)")
+    flash(f"Message {message_id} deleted.")
+    return redirect(url_for("inbox.index"))
+
+
+@bp.route("/refresh", methods=["POST"])
+def refresh():
+    """Move every SMS waiting on the SIMs into the inbox now (a modem may store some without telling)."""
+    down = component_error()
+    if down:
+        flash(f"{down}: the SIMs were not read.")
+        return redirect(url_for("inbox.index"))
+    notes = []
+    for name in active_modems():
+        try:
+            stored = ask({"op": "inbox_refresh", "modem": name, "timeout": TOOL_TIMEOUT}, TOOL_TIMEOUT)["stored"]
+            notes.append(f"{name}: {stored} new")
+        except ToolError as exc:
+            notes.append(f"{name}: {exc}")
+    flash("SIMs read. " + ("; ".join(notes) if notes else "No active modem.") + ".")
+    return redirect(url_for("inbox.index"))
