@@ -174,6 +174,7 @@ def events():
     body = stream(config["OTPPI_PATHS"], device_zone(), _start_after(),
                   poll=config.get("OTPPI_MONITOR_POLL", POLL),
                   heartbeat=config.get("OTPPI_MONITOR_HEARTBEAT", HEARTBEAT),
-                  lifetime=config.get("OTPPI_MONITOR_LIFETIME", LIFETIME))
+                  lifetime=config.get("OTPPI_MONITOR_LIFETIME", LIFETIME),
+                  status_every=config.get("OTPPI_MONITOR_STATUS_EVERY", STATUS_EVERY))
     return Response(body, mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
