@@ -90,7 +90,7 @@
     replaceRows(document.getElementById("modems"), status.modems, function (row, m) {
       cell(row, m.name);
       badgeCell(row, m.state, m.tone, m.error, "error");
-      cell(row, m.signal);
+      cell(row, m.signal).className = "nowrap";
       cell(row, m.operator);
       cell(row, m.since);
     }, "No modem yet.");
