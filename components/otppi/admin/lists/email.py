@@ -1,0 +1,134 @@
+"""Email accounts: the pool of SMTP senders the mailer spreads messages over. List, add, edit, remove.
+
+Values go through ``otppi.store.email_accounts`` (``add``, ``set_field``,
+``set_password``, ``remove``), as ``otppi email-account`` does; each change
+bumps the settings generation and the mailer takes it on its next turn. The
+sender password is write-only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+
+from ...store import email_accounts
+from ...store.db import db
+from ...store.models import EmailAccount
+from ...store.settings import SettingError
+from ..forms import Form
+from .common import Spec, inputs, parse_all, submitted_texts
+
+bp = Blueprint("email", __name__, url_prefix="/email-accounts")
+
+FIELDS = (
+    Spec("sender_account", "Sender account (email address)"),
+    Spec("smtp_host", "SMTP host", help="e.g. smtp.gmail.com"),
+    Spec("smtp_port", "SMTP port", "number", help="587 with STARTTLS, 465 with SSL"),
+    Spec("ssl", "SSL (TLS from the start, port 465)", "checkbox"),
+    Spec("starttls", "Start TLS before send", "checkbox"),
+    Spec("authentication", "Authentication", "checkbox"),
+    Spec("sender_password", "Sender password", "password"),
+    Spec("daily_quota", "Daily quota (0: none)", "number", help="messages a day the server allows this account"),
+    Spec("ca_file", "CA file (empty: the system's CAs)"),
+    Spec("active", "Active", "checkbox"),
+)
+
+NEEDS_PASSWORD = "needed when authentication is on"
+
+
+def _parse(name: str, text: str) -> Any:
+    if name == "sender_password":
+        return email_accounts.password(text)
+    return email_accounts.parse_field(name, text)
+
+
+def security(row: EmailAccount) -> str:
+    """As the mailer connects: SSL wins over STARTTLS."""
+    return "SSL" if row.ssl else ("STARTTLS" if row.starttls else "none")
+
+
+def _duplicate(form: Form, exc: SettingError) -> bool:
+    if "already exists" in str(exc):
+        form.error("sender_account", str(exc))
+        return True
+    return False
+
+
+@bp.route("", methods=["GET", "POST"])
+def index():
+    form = Form(request.form)
+    if request.method == "POST":
+        texts = submitted_texts(form, FIELDS)
+        values = parse_all(form, texts, _parse)
+        if form.ok and values["authentication"] and not values.get("sender_password"):
+            form.error("sender_password", NEEDS_PASSWORD)
+        if form.ok:
+            sender, host = values.pop("sender_account"), values.pop("smtp_host")
+            try:
+                row = email_accounts.add(sender, host, **values)
+            except SettingError as exc:
+                if not _duplicate(form, exc):
+                    raise
+            else:
+                flash(f"Email account {row.sender_account} added.")
+                return redirect(url_for("lists.email.index"))
+    rows = list(EmailAccount.select().order_by(EmailAccount.id))
+    return render_template("lists/email.html", rows=rows, fields=inputs(FIELDS, EmailAccount(), form),
+                           security=security), (200 if form.ok else 400)
+
+
+def _account(ident: int) -> EmailAccount:
+    row = EmailAccount.get_or_none(EmailAccount.id == ident)
+    if row is None:
+        abort(404)
+    return row
+
+
+def _edit_page(row: EmailAccount, form: Form, problem: str = "", status: int = 200):
+    return render_template("lists/record_edit.html", title=f"Email account {row.sender_account}",
+                           fields=inputs(FIELDS, row, form), problem=problem,
+                           back=url_for("lists.email.index"), back_label="Email accounts",
+                           action=url_for("lists.email.edit", ident=row.id),
+                           delete=url_for("lists.email.delete", ident=row.id),
+                           facts=[("Security", security(row)), ("Sent today", row.sent_today)]), status
+
+
+@bp.route("/<int:ident>", methods=["GET", "POST"])
+def edit(ident: int):
+    row = _account(ident)
+    form = Form(request.form)
+    if request.method == "GET":
+        return _edit_page(row, form)
+    texts = submitted_texts(form, FIELDS)
+    values = parse_all(form, texts, _parse)
+    password = values.pop("sender_password", row.sender_password)
+    if form.ok and values["authentication"] and not password:
+        form.error("sender_password", NEEDS_PASSWORD)
+    if not form.ok:
+        return _edit_page(row, form, status=400)
+    changed = [name for name, value in values.items() if value != getattr(row, name)]
+    try:
+        with db.atomic():
+            for name in changed:
+                email_accounts.set_field(str(row.id), name, texts[name])
+            if password != row.sender_password:
+                email_accounts.set_password(str(row.id), password)
+    except SettingError as exc:
+        if not _duplicate(form, exc):
+            return _edit_page(row, form, problem=str(exc), status=409)  # removed meanwhile
+        return _edit_page(row, form, status=400)
+    nothing = not changed and password == row.sender_password
+    flash("Nothing changed." if nothing else f"Email account {row.sender_account} saved.")
+    return redirect(url_for("lists.email.edit", ident=row.id))
+
+
+@bp.route("/<int:ident>/delete", methods=["POST"])
+def delete(ident: int):
+    row = _account(ident)
+    try:
+        email_accounts.remove(str(row.id))
+    except SettingError:
+        abort(404)
+    flash(f"Email account {row.sender_account} removed.")
+    return redirect(url_for("lists.email.index"))
