@@ -38,7 +38,9 @@ def page_error(page: str) -> str:
 
 
 def flashes(page: str) -> list[str]:
-    return [htmllib.unescape(m) for m in re.findall(r'<p class="flash" role="status">(.*?)</p>', page, re.S)]
+    """Flashed messages, plain or (with flash categories shown) errors."""
+    found = re.findall(r'<p class="flash(?: bad)?" role="(?:status|alert)">(.*?)</p>', page, re.S)
+    return [htmllib.unescape(m) for m in found]
 
 
 class Recorder:

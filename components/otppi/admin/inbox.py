@@ -95,14 +95,15 @@ def refresh():
     """Move every SMS waiting on the SIMs into the inbox now (a modem may store some without telling)."""
     down = component_error()
     if down:
-        flash(f"{down}: the SIMs were not read.")
+        flash(f"{down}: the SIMs were not read.", "error")
         return redirect(url_for("inbox.index"))
-    notes = []
+    notes, failed = [], False
     for name in active_modems():
         try:
             stored = ask({"op": "inbox_refresh", "modem": name, "timeout": TOOL_TIMEOUT}, TOOL_TIMEOUT)["stored"]
             notes.append(f"{name}: {stored} new")
         except ToolError as exc:
             notes.append(f"{name}: {exc}")
-    flash("SIMs read. " + ("; ".join(notes) if notes else "No active modem.") + ".")
+            failed = True
+    flash("SIMs read. " + ("; ".join(notes) if notes else "No active modem") + ".", "error" if failed else "message")
     return redirect(url_for("inbox.index"))
