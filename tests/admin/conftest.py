@@ -61,9 +61,14 @@ def logout(client: FlaskClient):
     return post_form(client, "/logout", page="/password")
 
 
+def _never_run(argv: list[str]) -> tuple[int, str]:
+    raise AssertionError(f"a test reached a system command: {argv}")
+
+
 @pytest.fixture
 def admin_app(paths: Paths) -> Flask:
-    app = create_app(paths, {"TESTING": True})
+    # Restart and reboot run through OTPPI_RUN: a test that wants them records them with its own.
+    app = create_app(paths, {"TESTING": True, "OTPPI_RUN": _never_run})
     yield app
 
 
@@ -100,23 +105,28 @@ class Route:
         return f"{self.method} {self.path}"
 
 
-#: Sample values for URL variables: every settings section; a plausible id or name for the rest.
+#: Sample values for URL variables the menu does not name: a plausible id or name.
 _SAMPLES = {"int": "1", "float": "1.0", "default": "x", "path": "x", "string": "x", "uuid": "0" * 32}
 
 
 def _expand(app: Flask, rule) -> list[str]:
+    """Concrete paths of *rule*: those the menu links to (every settings section, restart and reboot …),
+    and one with sample values for the rest."""
     if not rule.arguments:
         return [rule.rule]
-    if rule.endpoint == "settings.page":
-        return [f"/settings/{section}" for section in settings.PAGES]
-    values = {}
-    for name in rule.arguments:
-        converter = rule._converters[name]
-        kind = {IntegerConverter: "int", FloatConverter: "float", PathConverter: "path",
-                UUIDConverter: "uuid"}.get(type(converter), "default")
-        values[name] = _SAMPLES[kind]
     with app.test_request_context():
-        return [url_for(rule.endpoint, **values)]
+        paths = {url_for(endpoint, **args) for _, items in app.jinja_env.globals["nav"]
+                 for _, endpoint, args in items if endpoint == rule.endpoint and args}
+        if rule.endpoint == "settings.page":
+            paths.update(url_for(rule.endpoint, section=section) for section in settings.PAGES)
+        values = {}
+        for name in rule.arguments:
+            converter = rule._converters[name]
+            kind = {IntegerConverter: "int", FloatConverter: "float", PathConverter: "path",
+                    UUIDConverter: "uuid"}.get(type(converter), "default")
+            values[name] = _SAMPLES[kind]
+        paths.add(url_for(rule.endpoint, **values))
+    return sorted(paths)
 
 
 @lru_cache(maxsize=None)
