@@ -436,3 +436,13 @@ def test_every_page_works_within_the_content_security_policy(admin_client, route
     assert not re.search(r"<style\b|\sstyle=", html), "inline style (blocked by the CSP)"
     assert not re.search(r"\son[a-z]+=", html), "inline event handler (blocked by the CSP)"
     assert not re.search(r'<(?:script|link|img)\b[^>]*(?:src|href)="(?:https?:)?//', html), "a network fetch"
+
+
+def test_a_password_set_elsewhere_ends_the_admins_other_sessions(admin_app, admin_client) -> None:
+    from otppi.auth import hash_password
+    from otppi.store.models import Administrator
+
+    assert admin_client.get("/settings/general").status_code == 200
+    Administrator.update(password_hash=hash_password("another password")).execute()
+    response = admin_client.get("/settings/general")
+    assert response.status_code == 302 and "/login" in response.location

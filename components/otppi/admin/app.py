@@ -11,7 +11,7 @@ from .. import keys
 from ..paths import Paths
 from ..store.models import AdminSettings, Administrator
 from . import auth, nav, settings_pages
-from .security import Throttle, check_csrf, csrf_token
+from .security import Throttle, check_csrf, csrf_token, fingerprint
 
 #: Reachable without logging in (the login gate lets them through).
 PUBLIC = {"auth.login", "auth.setup", "auth.forgot", "auth.reset", "static"}
@@ -49,9 +49,11 @@ def create_app(paths: Paths | None = None, test_config: dict | None = None) -> F
         if user and time.time() - session.get("seen", 0) > minutes * 60:
             session.clear()
             user = None
-        if user and not Administrator.select().where(Administrator.username == user).exists():
-            session.clear()
-            user = None
+        if user:
+            row = Administrator.get_or_none(Administrator.username == user)
+            if row is None or session.get("pw") != fingerprint(row.password_hash):
+                session.clear()
+                user = None
         if user:
             session["seen"] = time.time()
             g.admin = user

@@ -12,6 +12,7 @@ from ..store.db import db
 from ..store.models import Administrator
 from . import reset
 from .forms import Form, email_field, password_pair, phone_field, username_field
+from .security import fingerprint
 
 bp = Blueprint("auth", __name__)
 
@@ -43,6 +44,7 @@ def setup():
             else:
                 session.clear()
                 session["admin"], session["seen"] = username, time.time()
+                session["pw"] = fingerprint(Administrator.get(Administrator.username == username).password_hash)
                 flash(f"Administrator {username} created. Welcome to OTP-Pi.")
                 return redirect(url_for("index"))
     return render_template("setup.html", form=form)
@@ -65,6 +67,7 @@ def login():
                 throttle.succeeded(*keys)
                 session.clear()
                 session["admin"], session["seen"] = admin.username, time.time()
+                session["pw"] = fingerprint(admin.password_hash)
                 with db.atomic():
                     Administrator.update(last_login_at=time.time()).where(
                         Administrator.id == admin.id).execute()
@@ -90,8 +93,10 @@ def password():
             form.error("current", "this is not your current password")
         new = password_pair(form, "password", "password2")
         if form.ok:
+            new_hash = hash_password(new)
             with db.atomic():
-                Administrator.update(password_hash=hash_password(new)).where(Administrator.id == admin.id).execute()
+                Administrator.update(password_hash=new_hash).where(Administrator.id == admin.id).execute()
+            session["pw"] = fingerprint(new_hash)  # this session stays; every other one of this admin ends
             flash("Password changed.")
             return redirect(url_for("auth.password"))
     return render_template("password.html", form=form)

@@ -8,6 +8,7 @@ with a delay that doubles after a few failures.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import threading
@@ -18,6 +19,11 @@ from flask import abort, request, session
 
 FREE_FAILURES = 3
 MAX_DELAY = 300.0
+
+
+def fingerprint(password_hash: str) -> str:
+    """Kept in the session: a changed password (or a removed admin) ends every session of that admin."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
 def csrf_token() -> str:
