@@ -138,7 +138,7 @@ def test_hostile_input_never_reaches_the_modem(gateway_factory) -> None:
     assert not [c for c in gw.sim[0].commands_seen if "CLCK" in c or "CPWD" in c]
     assert gw.sim[0].sim.pin_enabled is False and gw.sim[0].sim.pin_attempts == 3
 
-    assert fails(gw, "sms", "send", "0812'; drop table", "hi") == "otppi: the receiver must be a phone number"
+    assert fails(gw, "sms", "send", "0812'; drop table", "hi") == "otppi: the receiver must be a phone number (3 to 20 digits)"
     assert fails(gw, "sms", "send", "0812345678", "a\x1bb") == "otppi: the text must not contain control characters"
     assert outbox(gw) == []
 
@@ -207,7 +207,7 @@ def test_manual_sms_refusals_queue_nothing(gateway_factory) -> None:
     gw.start_modem(wait_for=["m0"])
     ok(gw, "block", "add", "08120000000")
 
-    assert fails(gw, "sms", "send", "hello", "text") == "otppi: the receiver must be a phone number"
+    assert fails(gw, "sms", "send", "hello", "text") == "otppi: the receiver must be a phone number (3 to 20 digits)"
     assert fails(gw, "sms", "send", "08123456789", "") == "otppi: the text must not be empty"
     assert fails(gw, "sms", "send", "08123456789", "x" * 1601) == (
         "otppi: the text is longer than 1600 characters")

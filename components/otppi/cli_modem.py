@@ -21,18 +21,13 @@ from datetime import datetime
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import control, doorbell, keys
+from . import control, doorbell, keys, manual_sms
 from .luhn import luhn_digit
-from .contract import ContractError
-from .contract import validate as validate_request
-from .msisdn import normalize
-from .outcome import OutcomeWatcher
 from .paths import Paths
-from .seal import seal
 from .store import modems
 from .store.db import db
 from .store.settings import SettingError
-from .store.models import BlockedNumber, InboxMessage, Modem, ModemStatus, SmsOutbox, SmsSettings, TimeSettings
+from .store.models import InboxMessage, Modem, ModemStatus, TimeSettings
 
 #: Exit status of ``otppi sms send`` when the message is queued but its outcome is not known yet.
 EXIT_QUEUED = 2
@@ -204,42 +199,21 @@ def cmd_ussd(args: argparse.Namespace, paths: Paths) -> str:
 # ---------------------------------------------------------------- manual SMS
 
 
-def _contract_text(exc: ContractError) -> str:
-    return str(exc).replace("data.receiver", "the receiver").replace("data.message", "the text")
-
-
 @_command
 def cmd_sms_send(args: argparse.Namespace, paths: Paths) -> str:
-    try:
-        request = validate_request({"command": "send-sms", "data": {"receiver": args.receiver, "message": args.text}})
-    except ContractError as exc:
-        raise CommandError(_contract_text(exc)) from None
     if not 0 <= args.wait <= 3600:
         raise CommandError("--wait must be 0 to 3600 seconds")
     try:
-        msisdn = normalize(request.data["receiver"], SmsSettings.load().country_code)
-    except ValueError:
-        raise CommandError(f"{args.receiver!r} is not a phone number") from None
-    if BlockedNumber.select().where(BlockedNumber.msisdn == msisdn).exists():
-        raise CommandError(f"{msisdn} is on the block list")
-    via = _modem(args.modem).name if args.modem else ""
-    running = control.call(paths, {"op": "status"}, STATUS_TIMEOUT)
-    if not running.get("ok"):
-        raise CommandError(f"{running.get('error')}: nothing queued")
-    watcher = OutcomeWatcher(paths, "cli")
-    try:
-        with db.atomic():
-            row = SmsOutbox.create(kind="manual", source="cli", receiver=msisdn, via=via,
-                                   body=seal(keys.otp_key(paths), request.data["message"]))
-        doorbell.ring(paths.doorbell("modem"))
-        state = watcher.wait(SmsOutbox, row.id, args.wait)
-    finally:
-        watcher.close()
-    row = SmsOutbox.get_by_id(row.id)
-    if state == "sent":
-        return f"sent via {row.modem}"
-    if state in ("failed", "expired"):
-        raise CommandError(f"not sent to {msisdn}{f' via {via}' if via else ''}: {row.last_error or state}")
+        outcome = manual_sms.queue(paths, keys.otp_key(paths), args.receiver, args.text, via=args.modem or "",
+                                   source="cli", wait=args.wait)
+    except manual_sms.ManualSmsError as exc:
+        raise CommandError(str(exc)) from None
+    via = args.modem or ""
+    if outcome.state == "sent":
+        return f"sent via {outcome.modem}"
+    if outcome.state in ("failed", "expired"):
+        raise CommandError(f"not sent to {outcome.receiver}{f' via {via}' if via else ''}: "
+                           f"{outcome.error or outcome.state}")
     print(f"queued (outcome not known after {args.wait:g} s)")
     raise SystemExit(EXIT_QUEUED)
 

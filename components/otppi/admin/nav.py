@@ -43,7 +43,7 @@ NAV: list[tuple[str, list[tuple[str, str, dict]]]] = [
     ]),
 ]
 
-HOME = "settings.home"
+HOME = "monitor.page"
 
 #: Modules under otppi.admin that define ``bp`` and ``MENU`` (group, [(title, endpoint, args)]).
 EXTRA_PAGES: tuple[str, ...] = ("monitor", "inbox", "tools", "system", "lists")

@@ -16,16 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
 
-from .. import control, doorbell
-from ..cli_modem import MARGIN, STATUS_TIMEOUT, _contract_text
-from ..contract import ContractError
-from ..contract import validate as validate_request
-from ..msisdn import normalize
-from ..outcome import OutcomeWatcher
+from .. import control, manual_sms
+from ..cli_modem import MARGIN, STATUS_TIMEOUT
 from ..paths import Paths
-from ..seal import seal
-from ..store.db import db
-from ..store.models import BlockedNumber, Modem, SmsOutbox, SmsSettings, TimeSettings
+from ..store.models import Modem, TimeSettings
 
 #: Seconds a manual SMS page waits for the outcome before it says "queued".
 MANUAL_WAIT = 10.0
@@ -64,12 +58,12 @@ def active_modems() -> list[str]:
 
 
 def active_modem(name: str, field: str = "modem") -> Modem:
-    row = Modem.get_or_none(Modem.name == name) if name else None
-    if row is None:
-        raise ToolError(f"no modem named {name[:40]!r}" if name else "choose a modem", field)
-    if not row.active:
-        raise ToolError(f"modem {name[:40]!r} is inactive", field)
-    return row
+    if not name:
+        raise ToolError("choose a modem", field)
+    try:
+        return manual_sms.active_modem(name)
+    except manual_sms.ManualSmsError as exc:
+        raise ToolError(str(exc), field) from None
 
 
 # ---------------------------------------------------------------- manual SMS
@@ -96,45 +90,17 @@ class Outcome:
                 "the monitor shows it when it comes.")
 
 
-def _receiver_field(exc: ContractError) -> str:
-    return "receiver" if "data.receiver" in str(exc) else "text"
-
-
 def queue_manual_sms(receiver: str, text: str, via: str = "", wait: float | None = None) -> Outcome:
-    """Queue an SMS by hand (``kind="manual"``, through *via* when given) and wait a little for its outcome.
-
-    The same steps as ``otppi sms send``: the request contract's checks, the block list, an active modem,
-    a running modem component (else nothing is queued), the body sealed, the modem's doorbell rung.
-    """
-    text = text.replace("\r\n", "\n")  # browsers send a textarea's line breaks as CRLF
-    try:
-        request = validate_request({"command": "send-sms", "data": {"receiver": receiver, "message": text}})
-    except ContractError as exc:
-        raise ToolError(_contract_text(exc), _receiver_field(exc)) from None
-    try:
-        msisdn = normalize(request.data["receiver"], SmsSettings.load().country_code)
-    except ValueError:
-        raise ToolError(f"{receiver[:40]!r} is not a phone number", "receiver") from None
-    if BlockedNumber.select().where(BlockedNumber.msisdn == msisdn).exists():
-        raise ToolError(f"{msisdn} is on the block list", "receiver")
-    if via:
-        via = active_modem(via).name
-    down = component_error()
-    if down:
-        raise ToolError(f"{down}: nothing queued")
-    paths = app_paths()
+    """Queue an SMS by hand through *via* (any modem when empty) and wait a little for its outcome,
+    with the steps and messages of ``otppi sms send`` (:mod:`otppi.manual_sms`)."""
     wait = current_app.config.get("OTPPI_MANUAL_WAIT", MANUAL_WAIT) if wait is None else wait
-    watcher = OutcomeWatcher(paths, "admin")
     try:
-        with db.atomic():
-            row = SmsOutbox.create(kind="manual", source=SOURCE, receiver=msisdn, via=via,
-                                   body=seal(current_app.config["OTPPI_OTP_KEY"], request.data["message"]))
-        doorbell.ring(paths.doorbell("modem"))
-        watcher.wait(SmsOutbox, row.id, wait)
-    finally:
-        watcher.close()
-    row = SmsOutbox.get_by_id(row.id)
-    return Outcome(row.state, msisdn, row.modem, row.last_error, wait)
+        sent = manual_sms.queue(app_paths(), current_app.config["OTPPI_OTP_KEY"], receiver,
+                                text.replace("\r\n", "\n"),  # browsers send a textarea's line breaks as CRLF
+                                via=via, source=SOURCE, wait=wait)
+    except manual_sms.ManualSmsError as exc:
+        raise ToolError(str(exc), exc.field) from None
+    return Outcome(sent.state, sent.receiver, sent.modem, sent.error, wait)
 
 
 # ---------------------------------------------------------------- times

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import ssl
-import tempfile
 import threading
 import time
 from dataclasses import dataclass

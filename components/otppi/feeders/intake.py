@@ -130,12 +130,13 @@ class Intake:
                 self.courier.send(target, answer)
             return answer
         target = reply or (Reply(req.callback_topic) if req.callback_topic else None)
-        follow = None
-        if target is not None and self.courier is not None:
-            def follow(table: Outbox, row_id: int, answer: dict[str, Any]) -> None:
-                self.courier.follow(table, row_id, answer, target, self.timeout)
-        answer = self.handler.handle(req, source=self.source, wait=0.0, follow=follow)
-        if target is not None and self.courier is not None and answer["response_code"] != codes.QUEUED:
+        answers = target is not None and self.courier is not None
+
+        def follow(table: Outbox, row_id: int, answer: dict[str, Any]) -> None:
+            self.courier.follow(table, row_id, answer, target, self.timeout)
+
+        answer = self.handler.handle(req, source=self.source, wait=0.0, follow=follow if answers else None)
+        if answers and answer["response_code"] != codes.QUEUED:
             self.courier.send(target, answer)
         return answer
 

@@ -557,7 +557,7 @@ class Event(BaseModel):
     """What the monitor and the buzzer watch: one row per outcome or connection change."""
 
     at = FloatField(default=now, index=True)
-    kind = CharField()  # sms | email | feeder | modem | otp | request
+    kind = CharField()  # sms | email | feeder | inbox | block
     source = CharField(default="")
     modem = CharField(default="")
     receiver = CharField(default="")  # always masked
