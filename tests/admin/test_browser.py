@@ -64,8 +64,9 @@ class AdminProcess:
             return False
 
     def stop(self) -> int:
+        """SIGTERM; an open monitor stream must not hold the stop up (systemd restarts wait for it)."""
         self.proc.terminate()
-        return self.proc.wait(30)
+        return self.proc.wait(5)
 
 
 @pytest.fixture
@@ -101,6 +102,8 @@ def shoot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}-desktop.png"), full_page=True)
     page.set_viewport_size(PHONE)
     page.screenshot(path=str(SHOTS / f"{name}-phone.png"), full_page=True)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{name} is {width} px wide on a {PHONE['width']} px phone: it scrolls sideways"
     page.set_viewport_size(DESKTOP)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -32,6 +33,8 @@ def create_app(paths: Paths | None = None, test_config: dict | None = None) -> F
     if test_config:
         app.config.update(test_config)
     app.extensions["otppi_throttle"] = Throttle()
+    # Set when the server stops: open event streams end instead of holding its threads.
+    app.extensions["otppi_stopping"] = threading.Event()
     menu, blueprints = nav.build()
     app.jinja_env.globals.update(csrf_token=csrf_token, nav=menu)
 

@@ -138,15 +138,16 @@ def _sse(data: dict[str, Any], *, event: str = "", event_id: int | None = None) 
 
 def stream(paths: Paths, zone: ZoneInfo, after: int, *, poll: float = POLL, heartbeat: float = HEARTBEAT,
            lifetime: float = LIFETIME, status_every: float = STATUS_EVERY,
-           clock=time.monotonic, sleep=time.sleep) -> Iterator[str]:
-    """The SSE text: new events in id order, status when it changes, a comment while idle, then the end."""
+           clock=time.monotonic, sleep=time.sleep, stopped=lambda: False) -> Iterator[str]:
+    """The SSE text: new events in id order, status when it changes, a comment while idle, then the end
+    (after *lifetime*, or as soon as *stopped* says the server is stopping)."""
     start = clock()
     yield f"retry: 3000\n: events after {after}\n\n"
     last_status: dict[str, Any] | None = None
     next_status = last_output = start
     while True:
         now = clock()
-        if now - start >= lifetime:
+        if now - start >= lifetime or stopped():
             return
         rows = list(Event.select().where(Event.id > after).order_by(Event.id).limit(BATCH))
         for e in rows:
@@ -171,10 +172,14 @@ def stream(paths: Paths, zone: ZoneInfo, after: int, *, poll: float = POLL, hear
 @bp.route("/monitor/events")
 def events():
     config = current_app.config
+    # The server's stop waits for every response to end: an open stream must end at once, not at its
+    # next write into a closed socket (up to a heartbeat later).
+    stopping = current_app.extensions["otppi_stopping"]
     body = stream(config["OTPPI_PATHS"], device_zone(), _start_after(),
                   poll=config.get("OTPPI_MONITOR_POLL", POLL),
                   heartbeat=config.get("OTPPI_MONITOR_HEARTBEAT", HEARTBEAT),
                   lifetime=config.get("OTPPI_MONITOR_LIFETIME", LIFETIME),
-                  status_every=config.get("OTPPI_MONITOR_STATUS_EVERY", STATUS_EVERY))
+                  status_every=config.get("OTPPI_MONITOR_STATUS_EVERY", STATUS_EVERY),
+                  sleep=stopping.wait, stopped=stopping.is_set)
     return Response(body, mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
                     log.warning("admin web address changed: restarting to apply it")
                     return 75  # systemd (Restart=on-failure) and the dev launcher start it again
     finally:
+        app.extensions["otppi_stopping"].set()
         server.stop()
         thread.join(5)
         rt.close()
