@@ -194,3 +194,18 @@ def test_secrets_are_not_in_any_page(admin_client):
         settings.set_text(f"{section}.{name}", f"{SECRET}-{section}-{name}")
     for section in settings.PAGES:
         assert SECRET not in _page(admin_client, section)
+
+
+def test_subscriber_pages_show_the_live_connection_status(admin_client) -> None:
+    from otppi.store import settings
+    from otppi.store.models import Event
+
+    assert "the subscriber is disabled" in admin_client.get("/settings/feeder_amqp").text
+    settings.set_text("feeder_amqp.enabled", "true")
+    assert "no connection recorded yet" in admin_client.get("/settings/feeder_amqp").text
+    Event.create(kind="feeder", source="amqp", result="disconnected", cause="refused the password of otppi")
+    page = admin_client.get("/settings/feeder_amqp").text
+    assert "disconnected" in page and "refused the password of otppi" in page
+    Event.create(kind="feeder", source="amqp", result="connected", cause="broker.example:5672")
+    assert 'badge ok">connected' in admin_client.get("/settings/feeder_amqp").text
+    assert 'id="connection"' not in admin_client.get("/settings/sms").text

@@ -14,8 +14,9 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from peewee import BooleanField, FloatField, IntegerField
 
 from ..store import settings
-from ..store.models import SettingsPage
+from ..store.models import Event, SettingsPage
 from .forms import Form
+from .toolkit import local_time
 
 bp = Blueprint("settings", __name__)
 
@@ -84,6 +85,14 @@ def _page(section: str) -> type[SettingsPage]:
     return page
 
 
+def feeder_status(section: str) -> Event | None:
+    """The last connect or disconnect of a subscriber's feeder: its live connection status."""
+    if not section.startswith("feeder_"):
+        return None
+    return (Event.select().where((Event.kind == "feeder") & (Event.source == section.removeprefix("feeder_")))
+            .order_by(Event.id.desc()).first())
+
+
 @bp.route("/settings/<section>", methods=["GET", "POST"])
 def page(section: str):
     model = _page(section)
@@ -113,8 +122,10 @@ def page(section: str):
             flash(f"{TITLES.get(section, section)} saved; the components apply them now.")
             return redirect(url_for("settings.page", section=section))
     status = 400 if form is not None and not form.ok else 200
+    connection = feeder_status(section)
     return render_template("settings_page.html", section=section, title=TITLES.get(section, section),
-                           fields=_fields(model, row, form), form=form or Form()), status
+                           fields=_fields(model, row, form), form=form or Form(), enabled=getattr(row, "enabled", None),
+                           connection=connection, since=local_time(connection.at) if connection else ""), status
 
 
 @bp.route("/settings")
