@@ -315,22 +315,26 @@ def test_reading_the_sims_with_the_component_down(admin_client, modems):
 # ---------------------------------------------------------------- device time, restart and reboot
 
 
-def test_device_time_compares_clocks_and_says_it_cannot_set_them(admin_client):
+def test_device_time_is_set_from_the_browsers_clock(admin_client, runner):
     page = admin_client.get("/system/time").get_data(as_text=True)
     now_ms = int(re.search(r'data-ms="(\d+)"', page).group(1))
     assert "(Asia/Jakarta)" in page and 'src="/static/devicetime.js"' in page
     assert '<input type="hidden" name="browser_ms" id="browser-ms" value="">' in page
 
-    response = post_form(admin_client, "/system/time", {"browser_ms": str(now_ms + 3_600_000)})
+    browser_ms = 1_800_000_000_000  # 2027-01-15 08:00:00 UTC
+    response = post_form(admin_client, "/system/time", {"browser_ms": str(browser_ms)})
     page = htmllib.unescape(response.get_data(as_text=True))
-    assert response.status_code == 501, "nothing was set: never a success"
-    assert ("The device time was not changed: the clock is set by the rtc component, which is not part of this "
-            "release.") in page
-    assert "The device clock is 60 min behind your browser's clock." in page
+    assert response.status_code == 200
+    assert runner.calls == [["timedatectl", "set-time", "2027-01-15 08:00:00 UTC"]]
+    assert "now follows your browser: 2027-01-15 15:00:00" in page, "shown in the device's zone"
 
+    runner.answer = (1, "Failed to set time: Automatic time synchronization is enabled")
     response = post_form(admin_client, "/system/time", {"browser_ms": str(now_ms - 3 * 86_400_000)})
-    assert "The device clock is 3.0 days ahead of your browser's clock." in htmllib.unescape(
-        response.get_data(as_text=True))
+    page = htmllib.unescape(response.get_data(as_text=True))
+    assert response.status_code == 502, "nothing was set: never a success"
+    assert "The device time was not changed: timedatectl set-time " in page
+    assert "UTC failed (exit status 1): Failed to set time: Automatic time synchronization is enabled" in page
+    assert "The device clock is 3.0 days ahead of your browser's clock." in page
 
     response = post_form(admin_client, "/system/time", {"browser_ms": ""})
     assert response.status_code == 400

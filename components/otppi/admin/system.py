@@ -1,10 +1,11 @@
 """The device pages: its clock against the browser's, and restarting the service or rebooting the device.
 
-Setting the system clock needs privileges the admin web does not have (the spec's Real Time Clock section
-belongs to the rtc component, which writes the DS3231 and the system time); this page compares the clocks
-and says plainly that it cannot set them. Restart and reboot go through systemd, always after a
-confirmation page, by a runner the app config may replace (``OTPPI_RUN``: a callable taking the argument
-list and returning ``(exit status, output)``).
+The clock is set from the browser's (the spec's Real Time Clock section: a device whose RTC battery ran
+out takes the time of the browser that visits it) through systemd-timedated (``timedatectl set-time``),
+which the image's polkit rule lets the ``otppi`` user do; timedated also writes the hardware clock (the
+DS3231 behind the kernel's RTC driver). Restart and reboot go through systemd, always after a
+confirmation page. Every command runs through a runner the app config may replace (``OTPPI_RUN``: a
+callable taking the argument list and returning ``(exit status, output)``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ MENU = ("Device", [
     ("Reboot device", "system.confirm", {"what": "reboot"}),
 ])
 
-RTC_MISSING = "the clock is set by the rtc component, which is not part of this release"
 RUN_TIMEOUT = 30.0
 
 Runner = Callable[[list[str]], tuple[int, str]]
@@ -66,16 +66,23 @@ def confirm(what: str):
         abort(404)
     if request.method == "GET":
         return render_template("tools/confirm.html", what=what, action=action, error="", done=False)
+    error = _run(action["argv"])
+    if error:
+        return render_template("tools/confirm.html", what=what, action=action, error=error, done=False), 502
+    return render_template("tools/confirm.html", what=what, action=action, error="", done=True)
+
+
+def _run(argv: list[str]) -> str:
+    """Run a system command through the configured runner; '' on success, else why it failed."""
     runner: Runner = current_app.config.get("OTPPI_RUN") or run_command
-    command = " ".join(a for a in action["argv"] if a != "--no-block")
+    command = " ".join(a for a in argv if a != "--no-block")
     try:
-        status, output = runner(list(action["argv"]))
+        status, output = runner(list(argv))
     except Exception as exc:  # shown, never a server error page: the administrator must see why
         status, output = -1, f"{type(exc).__name__}: {exc}"
     if status != 0:
-        error = f"{command} failed (exit status {status}): {output or 'no reason given'}"
-        return render_template("tools/confirm.html", what=what, action=action, error=error, done=False), 502
-    return render_template("tools/confirm.html", what=what, action=action, error="", done=True)
+        return f"{command} failed (exit status {status}): {output or 'no reason given'}"
+    return ""
 
 
 # ---------------------------------------------------------------- device time
@@ -117,10 +124,12 @@ def clock():
             status = 400
         else:
             browser = browser_ms / 1000
+            utc = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(browser))
+            error = _run(["timedatectl", "set-time", f"{utc} UTC"])
             compared = {"device": local_time(now, zone), "browser": local_time(browser, zone),
-                        "difference": _difference(browser - now)}
-            status = 501  # nothing was changed: say so, never pretend
+                        "difference": _difference(browser - now), "error": error}
+            status = 502 if error else 200
+            now = time.time() if not error else now
     return render_template("tools/time.html", form=form, zone=zone.key, device=local_time(now, zone),
                            utc=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now)), now_ms=int(now * 1000),
-                           compared=compared, rtc_missing=RTC_MISSING,
-                           settings_url=url_for("settings.page", section="time")), status
+                           compared=compared, settings_url=url_for("settings.page", section="time")), status
