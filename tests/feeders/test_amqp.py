@@ -114,21 +114,6 @@ def configure(root: Path, broker, **overrides: Any) -> str:
 
 
 @pytest.fixture
-def device(short_tmp: Path):
-    """A migrated root of its own (one device); call it again for another device."""
-    made = 0
-
-    def make() -> Path:
-        nonlocal made
-        made += 1
-        root = short_tmp / f"d{made}"
-        otppi(root, "migrate")
-        return root
-
-    return make
-
-
-@pytest.fixture
 def feeders():
     started: list[FeederProcess] = []
 

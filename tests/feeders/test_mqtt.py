@@ -116,21 +116,6 @@ def configure(root: Path, broker, **overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def device(short_tmp: Path):
-    """A migrated root of its own (one device); call again for another device of a fleet."""
-    made = 0
-
-    def make() -> Path:
-        nonlocal made
-        made += 1
-        root = short_tmp / f"d{made}"
-        otppi(root, "migrate")
-        return root
-
-    return make
-
-
-@pytest.fixture
 def feeders():
     started: list[FeederProcess] = []
 
