@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ..helpers import otppi
+from .process import FeederProcess
 
 
 @pytest.fixture
@@ -22,3 +23,19 @@ def device(short_tmp: Path):
         return root
 
     return make
+
+
+@pytest.fixture
+def feeder_processes():
+    """``start(root, feeder, name=None, **env)``; each must stop cleanly on SIGTERM at the end."""
+    started: list[FeederProcess] = []
+
+    def start(root: Path, feeder: str, name: str | None = None, **env: str) -> FeederProcess:
+        started.append(FeederProcess(root, feeder, name, **env))
+        return started[-1].start()
+
+    yield start
+    results = [(feeder.log, feeder.stop()) for feeder in started]
+    for feeder in started:
+        feeder.close()
+    assert all(code == 0 for _, code in results), f"feeders must stop cleanly on SIGTERM: {results}"

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,7 +15,7 @@ from otppi import codes
 from otppi.paths import Paths
 
 from ..brokers import have
-from ..helpers import env_for, otppi, wait_until
+from ..helpers import otppi, wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -30,56 +26,6 @@ CONNECTION_NAME = "otppi feeder-amqp"
 
 
 # ---------------------------------------------------------------- the device side
-
-
-class FeederProcess:
-    """``python -m otppi.feeders.amqp`` as systemd runs it, with a notify socket to hear READY."""
-
-    def __init__(self, root: Path, name: str = "feeder-amqp"):
-        self.root = root
-        self.log = root / f"{name}.log"
-        self.notify_path = root / f"{name}.notify"
-        self.proc: subprocess.Popen | None = None
-        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.notify.bind(str(self.notify_path))
-        self.status = ""
-
-    def start(self) -> "FeederProcess":
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "otppi.feeders.amqp"],
-                                         env=env_for(self.root, NOTIFY_SOCKET=str(self.notify_path)),
-                                         stdout=log, stderr=subprocess.STDOUT)
-        self.notify.settimeout(15)
-        while True:  # blocks on the datagram, the process's own signal that it is up
-            message = self.notify.recv(4096).decode()
-            if "READY=1" in message:
-                self.status = message
-                return self
-
-    def running(self) -> bool:
-        if self.proc is None or self.proc.poll() is not None:
-            raise AssertionError(f"the feeder exited: {self.log_text()[-3000:]}")
-        return True
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def freeze(self) -> None:
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        self.proc.send_signal(signal.SIGCONT)
-
-    def stop(self) -> int:
-        self.notify.close()
-        if self.proc is None:
-            return 0
-        self.thaw()
-        self.proc.terminate()
-        try:
-            return self.proc.wait(15)
-        finally:
-            self.proc = None
 
 
 def rows(root: Path, sql: str, *args: Any) -> list[tuple]:
@@ -114,17 +60,8 @@ def configure(root: Path, broker, **overrides: Any) -> str:
 
 
 @pytest.fixture
-def feeders():
-    started: list[FeederProcess] = []
-
-    def start(root: Path, name: str = "feeder-amqp") -> FeederProcess:
-        feeder = FeederProcess(root, name)
-        started.append(feeder)
-        return feeder.start()
-
-    yield start
-    results = [(feeder.log, feeder.stop()) for feeder in started]
-    assert all(code == 0 for _, code in results), f"feeders must stop cleanly on SIGTERM: {results}"
+def feeders(feeder_processes):
+    return lambda root, name="feeder-amqp": feeder_processes(root, "amqp", name)
 
 
 # ---------------------------------------------------------------- the app server side

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
-import socket
 import sqlite3
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ from otppi import codes
 from otppi.paths import Paths
 
 from ..brokers import have
-from ..helpers import env_for, otppi, wait_until
+from ..helpers import otppi, wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -29,62 +26,6 @@ pytestmark = [
 
 
 # ---------------------------------------------------------------- the device side
-
-
-class FeederProcess:
-    """``python -m otppi.feeders.mqtt`` as systemd runs it: a notify socket (READY, STATUS, watchdog pings)."""
-
-    def __init__(self, root: Path, name: str = "feeder-mqtt"):
-        self.root = root
-        self.log = root / f"{name}.log"
-        self.notify_path = root / f"{name}.notify"
-        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.notify.bind(str(self.notify_path))
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "FeederProcess":
-        env = env_for(self.root, NOTIFY_SOCKET=str(self.notify_path), WATCHDOG_USEC="2000000")
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "otppi.feeders.mqtt"], env=env, stdout=log,
-                                         stderr=subprocess.STDOUT)
-        self.hear("READY=1")
-        return self
-
-    def hear(self, wanted: str, timeout: float = 20) -> str:
-        """Block on the process's own datagrams until one contains *wanted*."""
-        self.notify.settimeout(timeout)
-        while True:
-            try:
-                message = self.notify.recv(4096).decode()
-            except socket.timeout:
-                raise AssertionError(f"no {wanted!r} from the feeder: {self.log_text()[-3000:]}") from None
-            if wanted in message:
-                return message
-
-    def connected(self, timeout: float = 20) -> None:
-        self.hear("STATUS=connected to", timeout)
-
-    def running(self) -> bool:
-        if self.proc is None or self.proc.poll() is not None:
-            raise AssertionError(f"the feeder exited: {self.log_text()[-3000:]}")
-        return True
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(10)
-        self.proc = None
-
-    def stop(self) -> int:
-        if self.proc is None:
-            return 0
-        self.proc.terminate()
-        try:
-            return self.proc.wait(15)
-        finally:
-            self.proc = None
 
 
 def rows(root: Path, sql: str, *args: Any) -> list[tuple]:
@@ -116,19 +57,9 @@ def configure(root: Path, broker, **overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def feeders():
-    started: list[FeederProcess] = []
-
-    def start(root: Path, name: str = "feeder-mqtt") -> FeederProcess:
-        feeder = FeederProcess(root, name)
-        started.append(feeder)
-        return feeder.start()
-
-    yield start
-    results = [(feeder.log, feeder.stop()) for feeder in started]
-    for feeder in started:
-        feeder.notify.close()
-    assert all(code == 0 for _, code in results), f"feeders must stop cleanly on SIGTERM: {results}"
+def feeders(feeder_processes):
+    # A 2 s watchdog: the tests hear the feeder's WATCHDOG=1 pings while it consumes.
+    return lambda root, name="feeder-mqtt": feeder_processes(root, "mqtt", name, WATCHDOG_USEC="2000000")
 
 
 # ---------------------------------------------------------------- the app server side

@@ -8,10 +8,6 @@ test waits for the feeder's "connected" event before it publishes.
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,53 +17,13 @@ from otppi import codes
 from otppi.feeders.ws import endpoint
 
 from .. import brokers
-from ..helpers import env_for, wait_until
+from ..helpers import wait_until
+from .process import FeederProcess
 from ..wsbroker_process import DEVICE_PASSWORD, DEVICE_USER, WsBroker
 
 pytestmark = pytest.mark.slow
 
 TOPIC = "sms"
-
-
-class FeederProcess:
-    """``python -m otppi.feeders.ws`` as systemd runs it, with a notify socket to hear READY."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.log = root / "feeder-ws.log"
-        self.notify_path = root / "feeder-ws.notify"
-        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.notify.bind(str(self.notify_path))
-        self.proc: subprocess.Popen | None = None
-        self.status = ""
-
-    def start(self) -> "FeederProcess":
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "otppi.feeders.ws"],
-                                         env=env_for(self.root, NOTIFY_SOCKET=str(self.notify_path)),
-                                         stdout=log, stderr=subprocess.STDOUT)
-        self.notify.settimeout(20)
-        while "READY=1" not in self.status:  # the process's own word that it is up
-            self.status = self.notify.recv(4096).decode()
-        return self
-
-    def running(self) -> bool:
-        if self.proc is None or self.proc.poll() is not None:
-            raise AssertionError(f"the feeder exited: {self.log_text()[-3000:]}")
-        return True
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def stop(self) -> int:
-        self.notify.close()
-        if self.proc is None:
-            return 0
-        self.proc.terminate()
-        try:
-            return self.proc.wait(20)
-        finally:
-            self.proc = None
 
 
 class Site:
@@ -86,7 +42,7 @@ class Site:
             self.gw.cli("settings", "set", f"feeder_ws.{key}", str(value))
 
     def start_feeder(self) -> FeederProcess:
-        self.feeder = FeederProcess(self.gw.root).start()
+        self.feeder = FeederProcess(self.gw.root, "ws").start()
         return self.feeder
 
     def events(self) -> list[tuple[str, str]]:
@@ -122,6 +78,8 @@ def site(gateway_factory):
     made = Site(gw, WsBroker(gw.root.parent / "wsb"))
     yield made
     code = made.feeder.stop() if made.feeder is not None else 0
+    if made.feeder is not None:
+        made.feeder.close()
     made.broker.stop()
     assert code == 0, f"the feeder must stop cleanly on SIGTERM: {made.feeder.log_text()[-2000:]}"
 
