@@ -17,6 +17,7 @@ own process:
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import sqlite3
@@ -70,7 +71,7 @@ class Device:
     def __init__(self, name: str, settings: dict[str, str], modem: bool):
         self.name = name
         self.root = Path(tempfile.mkdtemp(prefix="fb", dir="/tmp"))
-        self.env = dict(__import__("os").environ, OTPPI_ROOT=str(self.root), PYTHONUNBUFFERED="1")
+        self.env = dict(os.environ, OTPPI_ROOT=str(self.root), PYTHONUNBUFFERED="1")
         self.env.pop("NOTIFY_SOCKET", None)
         self.procs: list[subprocess.Popen] = []
         self.sim: Simulator | None = None
@@ -249,14 +250,14 @@ def latency(name: str, broker, scale: Scale, fig: Figures) -> None:
         device.close()
 
 
-def report(figures: list[Figures], info: dict[str, str], scale: Scale) -> list[str]:
+def report(figures: list[Figures], info: dict[str, str]) -> list[str]:
     lines = [f"OTP-Pi feeder benchmark, {info['date']}",
              f"machine: {info['nproc']} CPUs ({info['cpu']}), {info['ram']} RAM, Python {info['python']}; "
              f"load average before the run {info['load']}",
-             f"brokers: our own rabbitmq-server, mosquitto, redis-server (AOF, appendfsync always) and otppi-wsbroker "
-             f"on loopback, sharing the CPUs with the feeder",
+             "brokers: our own rabbitmq-server, mosquitto, redis-server (AOF, appendfsync always) and otppi-wsbroker "
+             "on loopback, sharing the CPUs with the feeder",
              "",
-             f"feeder   burst  committed  req/s   publish→Ctrl-Z p50 ms  p99 ms  feeder peak RSS"]
+             "feeder   burst  committed  req/s   publish→Ctrl-Z p50 ms  p99 ms  feeder peak RSS"]
     for f in figures:
         if f.error:
             lines.append(f"{f.name:<7}  failed: {f.error}")
@@ -300,6 +301,6 @@ def main(quick: bool, only: tuple[str, ...] = NAMES) -> int:
             if broker is not ws:
                 broker.stop()
         shutil.rmtree(base, ignore_errors=True)
-    print("\n".join(report(figures, info, scale)), flush=True)
+    print("\n".join(report(figures, info)), flush=True)
     failed = [f for f in figures if f.error or f.committed != f.burst]
     return 1 if failed else 0

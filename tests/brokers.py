@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .helpers import free_port, wait_until
+from .helpers import free_port, listening, wait_until
 
 USER, PASSWORD = "otppi", "broker-secret"
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")  # the real scripts; /usr/sbin's wrappers switch user
@@ -59,14 +58,6 @@ class TestCA:
         return cls(directory)
 
 
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 class Broker:
     name = ""
 
@@ -97,7 +88,7 @@ class Broker:
     def _ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
-        return _listening(self.port) and _listening(self.tls_port)
+        return listening(self.port) and listening(self.tls_port)
 
     def stop(self) -> None:
         if self.proc is None:
@@ -109,7 +100,7 @@ class Broker:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
-        wait_until(lambda: not _listening(self.port), what=f"{self.name} to stop listening")
+        wait_until(lambda: not listening(self.port), what=f"{self.name} to stop listening")
 
     def restart(self) -> None:
         self.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import ssl
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from websockets.headers import build_authorization_basic
 from websockets.sync.client import ClientConnection, connect
 
 from .brokers import TestCA
-from .helpers import free_port, wait_until
+from .helpers import free_port, listening, wait_until
 
 DEVICE_USER, DEVICE_PASSWORD = "otppi-device", "device secret"
 APP_USER, APP_PASSWORD = "app-server", "app secret"
@@ -23,14 +22,6 @@ APP_USER, APP_PASSWORD = "app-server", "app secret"
 def wsbroker(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "otppi.wsbroker", *args], input=stdin, text=True,
                           capture_output=True, timeout=60)
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 class WsBroker:
@@ -64,7 +55,7 @@ class WsBroker:
     def _up(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"otppi-wsbroker exited {self.proc.returncode}: {self.log_text()[-2000:]}")
-        return _listening(self.port)
+        return listening(self.port)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
