@@ -227,7 +227,7 @@ def test_taken_port_fails_loudly(api: ApiProcess) -> None:
     second = subprocess.run([sys.executable, "-m", "otppi.api"], env=env_for(api.root),
                             capture_output=True, text=True, timeout=30)
     assert second.returncode != 0
-    assert "Address already in use" in second.stderr or "No socket could be created" in second.stderr
+    assert "address already in use" in second.stderr.lower()
 
 
 def test_validate_over_http_uses_one_code_for_unknown_and_wrong(api: ApiProcess) -> None:

@@ -62,6 +62,10 @@ class CredentialCache:
             expiry = self._seen.get(digest)
             return expiry is not None and expiry > time.monotonic()
 
+    def remembered(self, stored_hash: str, password: str) -> bool:
+        """True when this credential was verified within the last *ttl* seconds (no argon2)."""
+        return self._remembered(self._digest(stored_hash, password))
+
     def verify(self, stored_hash: str, password: str) -> bool:
         digest = self._digest(stored_hash, password)
         if self._remembered(digest):

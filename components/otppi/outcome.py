@@ -1,53 +1,163 @@
 """Waiting, inside one process, for outbox rows to reach a final state.
 
 The process binds one bell in the outcome directory; an owner that finishes a
-row rings every bell there, and each waiter re-reads its row. A slow poll
-covers a lost ring.
+row rings every bell there. One listener thread per process then reads the
+state of every row anybody in the process waits for, in one query per table,
+and tells the waiters whose rows are final. A slow poll covers a lost ring.
+
+Waiters are either threads (:meth:`OutcomeWatcher.wait`) or coroutines
+(:meth:`OutcomeWatcher.until_final`): a coroutine waiting holds no thread, so
+the REST server can keep a thousand requests waiting for their SMS at the
+cost of a future each.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import logging
 import os
 import secrets
 import threading
-import time
+from typing import Callable
 
 from .doorbell import Doorbell, ring
 from .paths import Paths
+from .store.db import db
 from .store.outbox import FINAL, Outbox
+
+log = logging.getLogger(__name__)
+
+#: Told the row's final state, or None when the row is gone.
+Done = Callable[[str | None], None]
+
+#: Rows per ``id IN (...)`` query, under SQLite's default limit of host parameters.
+CHUNK = 500
 
 
 class OutcomeWatcher:
     def __init__(self, paths: Paths, name: str, poll: float = 0.5):
         self._poll = poll
-        self._cond = threading.Condition()
-        self._rings = 0
+        self._lock = threading.Lock()
+        self._watches: dict[int, tuple[Outbox, int, Done]] = {}
+        self._tokens = itertools.count(1)
+        self._fresh = False  # a watch was added since the last look
         token = secrets.token_hex(3)
         self._bell = Doorbell(paths.outcome_bells() / f"{name}-{os.getpid()}-{token}.bell")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._listen, name="outcome-bell", daemon=True)
         self._thread.start()
 
-    def _listen(self) -> None:
-        while not self._stop.is_set():
-            if self._bell.wait(1.0):
-                with self._cond:
-                    self._rings += 1
-                    self._cond.notify_all()
+    # ---------------------------------------------------------------- watching
+
+    def watch(self, table: Outbox, row_id: int, done: Done) -> int:
+        """Call *done* (on the listener thread) once the row is final; returns a token for :meth:`unwatch`.
+
+        The row is looked at right after the watch is added, so a row that became final before is
+        reported at once.
+        """
+        with self._lock:
+            token = next(self._tokens)
+            self._watches[token] = (table, row_id, done)
+            wake = not self._fresh
+            self._fresh = True
+        if wake:
+            ring(self._bell.path)
+        return token
+
+    def unwatch(self, token: int) -> None:
+        with self._lock:
+            self._watches.pop(token, None)
+
+    @property
+    def watching(self) -> int:
+        with self._lock:
+            return len(self._watches)
 
     def wait(self, table: Outbox, row_id: int, timeout: float) -> str:
-        """The row's state once final, or its current state when *timeout* runs out."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._cond:
-                seen = self._rings
-            state = table.select(table.state).where(table.id == row_id).scalar()
-            remaining = deadline - time.monotonic()
-            if state in FINAL or state is None or remaining <= 0:
-                return state
-            with self._cond:
-                if self._rings == seen:
-                    self._cond.wait(min(remaining, self._poll))
+        """The row's state once final, or its current state when *timeout* runs out (blocks the thread)."""
+        done = threading.Event()
+        seen: list[str | None] = []
+
+        def final(state: str | None) -> None:
+            seen.append(state)
+            done.set()
+
+        token = self.watch(table, row_id, final)
+        try:
+            done.wait(max(0.0, timeout))
+        finally:
+            self.unwatch(token)
+        if seen:
+            return seen[0]
+        return table.select(table.state).where(table.id == row_id).scalar()
+
+    async def until_final(self, table: Outbox, row_id: int, timeout: float) -> str | None:
+        """The row's final state, or None when *timeout* runs out first (holds no thread)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str | None] = loop.create_future()
+
+        def settle(state: str | None) -> None:
+            if not future.done():
+                future.set_result(state)
+
+        def final(state: str | None) -> None:
+            loop.call_soon_threadsafe(settle, state)
+
+        token = self.watch(table, row_id, final)
+        try:
+            return await asyncio.wait_for(future, max(0.0, timeout))
+        except TimeoutError:
+            return None
+        finally:
+            self.unwatch(token)
+
+    # ---------------------------------------------------------------- the listener
+
+    def _listen(self) -> None:
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    idle = not self._watches
+                self._bell.wait(1.0 if idle else self._poll)
+                if self._stop.is_set():
+                    break
+                try:
+                    self._look()
+                except Exception:  # a database hiccup must not end every wait in the process
+                    log.exception("could not read outcomes; trying again")
+                    self._stop.wait(self._poll)
+        finally:
+            if not db.is_closed():
+                db.close()
+
+    def _look(self) -> None:
+        with self._lock:
+            self._fresh = False
+            watches = list(self._watches.items())
+        if not watches:
+            return
+        wanted: dict[Outbox, set[int]] = {}
+        for _, (table, row_id, _) in watches:
+            wanted.setdefault(table, set()).add(row_id)
+        states: dict[tuple[Outbox, int], str] = {}
+        for table, ids in wanted.items():
+            ordered = sorted(ids)
+            for at in range(0, len(ordered), CHUNK):
+                chunk = ordered[at:at + CHUNK]
+                for row_id, state in table.select(table.id, table.state).where(table.id.in_(chunk)).tuples():
+                    states[(table, row_id)] = state
+        for token, (table, row_id, done) in watches:
+            state = states.get((table, row_id))
+            if state is not None and state not in FINAL:
+                continue
+            with self._lock:
+                if self._watches.pop(token, None) is None:
+                    continue  # given up meanwhile
+            try:
+                done(state)
+            except Exception:
+                log.exception("an outcome waiter failed")
 
     def close(self) -> None:
         self._stop.set()

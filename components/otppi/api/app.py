@@ -3,45 +3,64 @@
 The paths (message, blocking, unblocking and OTP) come from API Settings and
 exist for firewalls and proxies; the command in the body decides what
 happens, as in the seed. Answers are always the contract's JSON.
+
+A request runs on the event loop of :mod:`otppi.api.http` and leaves it only
+for blocking work: the store on a small pool of threads, argon2 on one thread
+of its own (so a flood of wrong passwords cannot take the store's threads),
+USSD on two more (a USSD call blocks until the operator answers). A request
+waiting for its SMS to be sent waits as a coroutine on the process's
+:class:`~otppi.outcome.OutcomeWatcher`, never on a thread, and its deadline
+(Wait Timeout) runs from the moment its head arrived.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 import logging
-from typing import Any
-
-from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
 
 from .. import codes
-from ..auth import CredentialCache
-from ..contract import MAX_BODY, ContractError, command_of, parse
+from ..auth import CredentialCache, hash_password
+from ..contract import MAX_BODY, ContractError, Request, command_of, parse
 from ..handler import Handler, response
 from ..store.models import ApiSettings, ApiUser
+from ..store.outbox import FINAL, Outbox
+from . import http
 
 log = logging.getLogger(__name__)
 
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+T = TypeVar("T")
+
+STORE_THREADS = 4
+INTERACTIVE_THREADS = 2
+#: New credentials waiting for argon2 beyond this are refused (503) rather than queued for minutes:
+#: a flood of wrong passwords must not grow memory or delay the clients it does not slow down.
+MAX_HASH_QUEUE = 64
+
+CHALLENGE = [("WWW-Authenticate", 'Basic realm="OTP-Pi", charset="UTF-8"')]
 
 
-def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
+def error(status: int, message: str, command: str = "", headers: list[tuple[str, str]] | None = None) -> http.Response:
+    code = codes.FAILED if status >= 500 else codes.UNAUTHORIZED if status == 401 else codes.MALFORMED
+    return json_response(response(command, code, None, message), status, headers)
 
 
-def _error(code: str, message: str, status: int, command: str | None = None,
-           headers: dict[str, str] | None = None) -> Response:
-    return _json(response(command or "", code, None, message), status, headers)
+def json_response(body: dict[str, Any], status: int = 200, headers: list[tuple[str, str]] | None = None) -> http.Response:
+    return http.Response(status, json.dumps(body).encode(), headers or [])
 
 
 def api_paths(settings: ApiSettings) -> set[str]:
     return {settings.otp_path, settings.message_path, settings.blocking_path, settings.unblocking_path}
 
 
-def _credentials() -> tuple[str, str] | None:
-    header = request.headers.get("Authorization", "")
+def credentials(header: str) -> tuple[str, str] | None:
+    """(username, password) of a Basic Authorization header, or None."""
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic" or not value:
         return None
@@ -55,62 +74,113 @@ def _credentials() -> tuple[str, str] | None:
     return username, password
 
 
-def _authenticate(cache: CredentialCache) -> str | None:
-    creds = _credentials()
-    if creds is None:
-        return None
-    username, password = creds
-    user = ApiUser.get_or_none((ApiUser.username == username) & (ApiUser.active == True))  # noqa: E712
-    if user is None or not cache.verify(user.password_hash, password):
-        return None
-    return user.username
+class RestApi:
+    """The application :class:`~otppi.api.http.HttpServer` calls for each request."""
 
+    def __init__(self, handler: Handler, *, cache: CredentialCache | None = None):
+        if handler.ctx.watcher is None:
+            raise ValueError("the REST API waits for outcomes: its handler needs a watcher")
+        self.handler = handler
+        self.watcher = handler.ctx.watcher
+        self.cache = cache or CredentialCache()
+        self._store = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="api-store")
+        self._interactive = ThreadPoolExecutor(INTERACTIVE_THREADS, thread_name_prefix="api-modem")
+        self._hashing = ThreadPoolExecutor(1, thread_name_prefix="api-argon2")
+        self._hash_queue = 0
+        # Unknown users are checked against this hash, so they cost what a known user costs
+        # and the answer's timing does not tell which usernames exist.
+        self._decoy = hash_password(secrets.token_urlsafe(24))
 
-def create_app(handler: Handler, *, cache: CredentialCache | None = None, test_config: dict | None = None) -> Flask:
-    app = Flask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
-    if test_config:
-        app.config.update(test_config)
-    cache = cache or CredentialCache()
+    def close(self) -> None:
+        for pool in (self._store, self._interactive, self._hashing):
+            pool.shutdown(wait=False, cancel_futures=True)
 
-    @app.route("/", defaults={"path": ""}, methods=METHODS)
-    @app.route("/<path:path>", methods=METHODS)
-    def endpoint(path: str) -> Response:
-        settings = handler.ctx.settings(ApiSettings)
-        if "/" + path not in api_paths(settings):
-            return _error(codes.MALFORMED, "no such API path", 404)
-        if request.method != "POST":
-            return _error(codes.MALFORMED, f"method {request.method} is not allowed: use POST", 405,
-                          headers={"Allow": "POST"})
-        user = _authenticate(cache)
+    async def _run(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    # ---------------------------------------------------------------- the request
+
+    async def __call__(self, req: http.Request) -> http.Response:
+        settings = self.handler.ctx.settings(ApiSettings)
+        if req.path not in api_paths(settings):
+            return error(404, "no such API path")
+        if req.method != "POST":
+            return error(405, f"method {req.method} is not allowed: use POST", headers=[("Allow", "POST")])
+        user = await self._authenticate(req.headers.get("authorization", ""))
         if user is None:
-            return _error(codes.UNAUTHORIZED, codes.MEANING[codes.UNAUTHORIZED], 401,
-                          headers={"WWW-Authenticate": 'Basic realm="OTP-Pi", charset="UTF-8"'})
-        # Read one byte past the limit from the server's own stream: a chunked body has no
-        # Content-Length, and werkzeug's limited stream would cut it short silently.
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            raise RequestEntityTooLarge()
-        body = request.environ["wsgi.input"].read(MAX_BODY + 1)
-        if len(body) > MAX_BODY:
-            raise RequestEntityTooLarge()
+            return error(401, codes.MEANING[codes.UNAUTHORIZED], headers=CHALLENGE)
+        if user == "":
+            return error(503, "too many new credentials to check at once: try again", headers=[("Retry-After", "1")])
         try:
-            req = parse(body)
+            body = await req.body(MAX_BODY)
+        except http.BodyTooLarge:
+            return error(413, f"request body is over {MAX_BODY // 1024} KiB")
+        try:
+            return await self._handle(req, body, user, settings.wait_timeout)
+        except Exception:
+            log.exception("request failed")
+            return error(500, "internal error", command_of(body) or "")
+
+    async def _handle(self, req: http.Request, body: bytes, user: str, wait_timeout: float) -> http.Response:
+        def remaining() -> float:
+            return max(0.0, wait_timeout - (time.monotonic() - req.arrived))
+
+        source = f"rest:{user}"
+        entered = await self._run(self._store, self._enter, body, source)
+        if isinstance(entered, http.Response):
+            return entered
+        if isinstance(entered, Request):
+            # USSD blocks until the operator answers: on its own threads, with what is left of the wait.
+            return json_response(await self._run(self._interactive, self._ussd, entered, source, remaining()))
+        answer, followed = entered
+        if followed is not None:
+            table, row_id = followed
+            state = await self.watcher.until_final(table, row_id, remaining())
+            if state in FINAL:
+                answer = await self._run(self._store, self.handler.answer, answer["command"], table, row_id,
+                                         state, answer["data"])
+        return json_response(answer)
+
+    def _enter(self, body: bytes, source: str) -> http.Response | Request | tuple[dict[str, Any], tuple[Outbox, int] | None]:
+        """On a store thread: parse, then handle without waiting; the row to wait for, if any.
+
+        A USSD request is only parsed: it is handled on the interactive threads.
+        """
+        try:
+            request = parse(body)
         except ContractError as exc:
-            return _error(codes.MALFORMED, exc.message, 400, exc.command or command_of(body))
-        answer = handler.handle(req, source=f"rest:{user}", wait=settings.wait_timeout)
-        return _json(answer)
+            return error(400, exc.message, exc.command or command_of(body) or "")
+        if request.command == "request-ussd":
+            return request
+        followed: list[tuple[Outbox, int]] = []
+        answer = self.handler.handle(request, source=source, wait=0.0,
+                                     follow=lambda table, row_id, _answer: followed.append((table, row_id)))
+        return answer, (followed[0] if followed else None)
 
-    @app.errorhandler(RequestEntityTooLarge)
-    def too_large(exc: HTTPException) -> Response:
-        return _error(codes.MALFORMED, f"request body is over {MAX_BODY // 1024} KiB", 413)
+    def _ussd(self, request: Request, source: str, wait: float) -> dict[str, Any]:
+        return self.handler.handle(request, source=source, wait=wait)
 
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response:
-        return _error(codes.MALFORMED, exc.description or exc.name, exc.code or 400)
+    # ---------------------------------------------------------------- authentication
 
-    @app.errorhandler(Exception)
-    def internal(exc: Exception) -> Response:
-        log.exception("request failed")
-        return _error(codes.FAILED, "internal error", 500)
+    async def _authenticate(self, header: str) -> str | None:
+        """The API user's name; None when refused; "" when too many new credentials wait for argon2."""
+        creds = credentials(header)
+        if creds is None:
+            return None
+        username, password = creds
+        stored = await self._run(self._store, self._stored_hash, username)
+        if stored is not None and self.cache.remembered(stored, password):
+            return username
+        if self._hash_queue >= MAX_HASH_QUEUE:
+            return ""
+        self._hash_queue += 1
+        try:
+            good = await self._run(self._hashing, self.cache.verify, stored or self._decoy, password)
+        finally:
+            self._hash_queue -= 1
+        return username if good and stored is not None else None
 
-    return app
+    @staticmethod
+    def _stored_hash(username: str) -> str | None:
+        user = ApiUser.get_or_none((ApiUser.username == username) & (ApiUser.active == True))  # noqa: E712
+        return None if user is None else user.password_hash

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import threading
@@ -9,8 +10,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cheroot import wsgi
-from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from .. import keys
 from ..component import Runtime, setup_logging
@@ -21,11 +20,11 @@ from ..paths import Paths
 from ..store import retention
 from ..store.models import ApiSettings, KeystoreEntry
 from ..store.settings import PageCache
-from .app import create_app
+from .app import RestApi, error
+from .http import HttpServer
 
 log = logging.getLogger("otppi.api")
 
-THREADS = 16
 PURGE_EVERY = 3600.0
 
 
@@ -70,50 +69,58 @@ def tls_material(settings: ApiSettings, paths: Paths) -> tuple[Path, Path]:
     return keys.ensure_tls(paths)
 
 
-class Listener:
-    def __init__(self, spec: ListenerSpec, app):
-        self.spec = spec
-        self.server = wsgi.Server((spec.host, spec.port), app, numthreads=THREADS,
-                                  server_name="otppi", shutdown_timeout=2)
-        if spec.scheme == "https":
-            adapter = BuiltinSSLAdapter(spec.cert, spec.key)
-            adapter.context.minimum_version = ssl.TLSVersion.TLSv1_2
-            self.server.ssl_adapter = adapter
-        self.server.prepare()  # binds now, so a taken port fails here, loudly
-        self.thread = threading.Thread(target=self.server.serve, name=f"{spec.scheme}-{spec.port}", daemon=True)
-        self.thread.start()
-        log.info("listening on %s://%s:%d", spec.scheme, spec.host, self.server.bind_addr[1])
-
-    def stop(self) -> None:
-        self.server.stop()
-        self.thread.join(timeout=5)
+def tls_context(spec: ListenerSpec) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(spec.cert, spec.key)
+    return context
 
 
 class Listeners:
-    """Keeps the running listeners equal to what the settings ask for."""
+    """Keeps the running listeners equal to what the settings ask for, on an event loop of their own."""
 
-    def __init__(self, app):
+    def __init__(self, app: RestApi):
         self.app = app
-        self.running: dict[ListenerSpec, Listener] = {}
+        self.running: dict[ListenerSpec, HttpServer] = {}
+        self.loop = asyncio.new_event_loop()
+        self.loop.set_exception_handler(self._loop_error)
+        self._thread = threading.Thread(target=self.loop.run_forever, name="http", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _loop_error(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        log.warning("event loop: %s", context.get("message"), exc_info=context.get("exception"))
+
+    def _call(self, coroutine) -> None:
+        asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
 
     def apply(self, specs: list[ListenerSpec], *, strict: bool) -> None:
         for spec in list(self.running):
             if spec not in specs:
-                self.running.pop(spec).stop()
+                self._call(self.running.pop(spec).stop())
         for spec in specs:
             if spec in self.running:
                 continue
             try:
-                self.running[spec] = Listener(spec, self.app)
+                server = HttpServer(self.app, error, spec.host, spec.port,
+                                    tls=tls_context(spec) if spec.scheme == "https" else None)
+                self._call(server.start())  # binds now, so a taken port fails here, loudly
             except (OSError, ssl.SSLError, RuntimeError) as exc:
+                message = f"cannot listen on {spec.scheme}://{spec.host}:{spec.port}: {exc}"
                 if strict:
-                    raise
-                log.error("cannot listen on %s://%s:%d: %s", spec.scheme, spec.host, spec.port, exc)
+                    raise SystemExit(f"otppi-api: {message}") from None
+                log.error("%s", message)
+                continue
+            self.running[spec] = server
+            log.info("listening on %s://%s:%d", spec.scheme, spec.host, server.bound_port)
 
     def stop(self) -> None:
-        for listener in self.running.values():
-            listener.stop()
+        for server in self.running.values():
+            self._call(server.stop())
         self.running.clear()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        self.loop.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,9 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     pages = PageCache()
     ctx = Context(paths=rt.paths, otp_key=keys.otp_key(rt.paths), watcher=watcher,
                   modem_control=modem_control(rt.paths), settings=pages)
-    listeners = Listeners(create_app(Handler(ctx)))
+    app = RestApi(Handler(ctx))
+    listeners = Listeners(app)
     try:
         rt.settings_changed()
+        pages(ApiSettings)  # read here, not on the event loop
         listeners.apply(wanted_listeners(ApiSettings.load(), rt.paths), strict=True)
         rt.ready(f"{len(listeners.running)} listener(s)")
         purge_at = 0.0
@@ -139,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                     log.info("removed old rows: %s", removed)
             if rt.settings_changed():
                 pages.clear()  # requests read the new pages from now on
+                pages(ApiSettings)
                 try:
                     specs = wanted_listeners(ApiSettings.load(), rt.paths)
                 except (RuntimeError, OSError) as exc:
@@ -148,5 +158,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         rt.close()
         listeners.stop()
+        app.close()
         watcher.close()
     return 0
