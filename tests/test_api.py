@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ import requests
 
 from otppi import codes
 
+from .conftest import API_PASSWORD, API_USER
 from .helpers import ApiProcess, env_for, free_port, otppi, wait_until
 from .spec_examples import EXAMPLES
 
@@ -235,3 +239,58 @@ def test_validate_over_http_uses_one_code_for_unknown_and_wrong(api: ApiProcess)
     a = api.post("/api/otp", {"command": "validate-otp", "data": {"receiver": "0812", "reference": "h1", "otp": "1"}})
     b = api.post("/api/otp", {"command": "validate-otp", "data": {"receiver": "0812", "reference": "hx", "otp": "1"}})
     assert a.json()["response_code"] == b.json()["response_code"] == codes.OTP_INVALID
+
+
+def test_a_burst_of_waiting_requests_holds_no_threads(api_root: Path) -> None:
+    """300 clients at once, each waiting for its SMS: all are taken in at once, none is reset or left unanswered.
+
+    A waiting request must not hold a worker thread: with one thread per waiting request, only as many
+    requests as there are threads would reach the outbox before the first wait ran out.
+    """
+    from otppi.paths import Paths
+    from otppi.store.db import close_database, open_database
+    from otppi.store.models import SmsOutbox
+    from otppi.store.outbox import finish
+
+    clients = 300
+    otppi(api_root, "settings", "set", "api.wait_timeout", "120")
+    port = int(otppi(api_root, "settings", "get", "api.http_port").stdout)
+    api = ApiProcess(api_root, port, API_USER, API_PASSWORD).start()
+    try:
+        auth = "Basic " + base64.b64encode(f"{api.user}:{api.password}".encode()).decode()
+        answers: list[str] = []
+
+        def client(i: int) -> None:
+            body = json.dumps({"command": "send-sms", "data": {"id": f"b{i}", "receiver": f"0812{i:08d}",
+                                                               "message": "burst"}}).encode()
+            try:
+                with socket.create_connection(("127.0.0.1", api.port), timeout=120) as sock:
+                    sock.sendall(f"POST /api/sms HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nConnection: close\r\n"
+                                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                    data = b""
+                    while chunk := sock.recv(65536):
+                        data += chunk
+                answers.append(json.loads(data.partition(b"\r\n\r\n")[2])["response_code"])
+            except OSError as exc:
+                answers.append(type(exc).__name__)
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: _rows(api.root, "select count(*) from sms_outbox") == [(clients,)], timeout=60,
+                   what="every request of the burst queued while the others wait")
+        assert answers == [], "nobody is answered before the outcome or the wait's end"
+        status = Path(f"/proc/{api.proc.pid}/status").read_text()
+        threads_now = int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
+        assert threads_now < 20, f"{threads_now} threads for {clients} waiting requests"
+        open_database(Paths(api.root).database)
+        try:
+            for (row_id,) in _rows(api.root, "select id from sms_outbox"):
+                finish(Paths(api.root), SmsOutbox, row_id, "failed", error="no modem in this test")
+        finally:
+            close_database()
+        for thread in threads:
+            thread.join(60)
+        assert sorted(set(answers)) == [codes.NO_MODEM] and len(answers) == clients
+    finally:
+        assert api.stop() == 0

@@ -15,10 +15,9 @@ TLS through the loop's ``ssl`` support. What it refuses, and how:
   ``Transfer-Encoding``, a coding other than ``chunked``, two different
   lengths, a bad chunk: 400, and the connection is closed (no smuggling);
 * a body over the application's limit: 413, and the connection is closed;
-* a client slower than :data:`HEAD_TIMEOUT_S` to send its head or
-  :data:`BODY_TIMEOUT_S` its body: 408 and closed; an idle keep-alive
-  connection is closed after :data:`IDLE_TIMEOUT_S`;
-* connections beyond *max_connections*: 503 at once, closed.
+* a client slower than :class:`Limits` allow to send its head or its body:
+  408 and closed; an idle keep-alive connection is closed;
+* connections beyond ``Limits.max_connections``: 503 at once, closed.
 """
 
 from __future__ import annotations
@@ -35,15 +34,19 @@ log = logging.getLogger(__name__)
 
 MAX_HEAD = 16 * 1024
 MAX_HEADERS = 100
-HEAD_TIMEOUT_S = 10.0
-BODY_TIMEOUT_S = 10.0
-IDLE_TIMEOUT_S = 30.0
-TLS_HANDSHAKE_TIMEOUT_S = 10.0
-WRITE_TIMEOUT_S = 10.0
-#: The listen backlog: a burst of new connections waits here instead of being reset
-#: (the kernel caps it at net.core.somaxconn, 4096 on current kernels).
-BACKLOG = 4096
-MAX_CONNECTIONS = 2048
+
+
+@dataclass(frozen=True)
+class Limits:
+    head_s: float = 10.0  # to send a request head, from connecting
+    body_s: float = 10.0  # to send a body, once the application asks for it
+    idle_s: float = 30.0  # between requests of a keep-alive connection
+    write_s: float = 10.0  # for a client to take an answer
+    tls_handshake_s: float = 10.0
+    max_connections: int = 2048
+    #: A burst of new connections waits in the listen backlog instead of being reset
+    #: (the kernel caps it at net.core.somaxconn, 4096 on current kernels).
+    backlog: int = 4096
 
 REASONS = {
     100: "Continue", 200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
@@ -99,8 +102,8 @@ class Body:
     """A request body, read on demand so the application can refuse a request before reading it."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, length: int | None,
-                 chunked: bool, expect_continue: bool):
-        self._reader, self._writer = reader, writer
+                 chunked: bool, expect_continue: bool, timeout: float):
+        self._reader, self._writer, self._timeout = reader, writer, timeout
         self._length, self._chunked, self._continue = length, chunked, expect_continue
         self.consumed = length == 0 and not chunked
         self.broken = False  # the stream is no longer at a request boundary
@@ -116,9 +119,9 @@ class Body:
         self.broken = True  # until the whole body is in
         try:
             if self._chunked:
-                data = await asyncio.wait_for(self._read_chunked(limit), BODY_TIMEOUT_S)
+                data = await asyncio.wait_for(self._read_chunked(limit), self._timeout)
             else:
-                data = await asyncio.wait_for(self._reader.readexactly(self._length or 0), BODY_TIMEOUT_S)
+                data = await asyncio.wait_for(self._reader.readexactly(self._length or 0), self._timeout)
         except TimeoutError:
             raise HttpError(408, "the request body did not arrive in time") from None
         except asyncio.IncompleteReadError:
@@ -249,11 +252,9 @@ class HttpServer:
     """One listener (host, port, optional TLS) serving *app*; started and stopped on a running loop."""
 
     def __init__(self, app: App, error: Callable[[int, str], Response], host: str, port: int, *,
-                 tls: ssl.SSLContext | None = None, max_connections: int = MAX_CONNECTIONS,
-                 backlog: int = BACKLOG):
+                 tls: ssl.SSLContext | None = None, limits: Limits = Limits()):
         self.app, self.error = app, error
-        self.host, self.port, self.tls = host, port, tls
-        self.max_connections, self.backlog = max_connections, backlog
+        self.host, self.port, self.tls, self.limits = host, port, tls, limits
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task] = set()
 
@@ -268,8 +269,8 @@ class HttpServer:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
-            self._serve, self.host, self.port, ssl=self.tls, backlog=self.backlog, limit=MAX_HEAD,
-            reuse_address=True, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S if self.tls else None)
+            self._serve, self.host, self.port, ssl=self.tls, backlog=self.limits.backlog, limit=MAX_HEAD,
+            reuse_address=True, ssl_handshake_timeout=self.limits.tls_handshake_s if self.tls else None)
 
     async def stop(self) -> None:
         if self._server is None:
@@ -287,7 +288,7 @@ class HttpServer:
         assert task is not None
         self._connections.add(task)
         try:
-            if len(self._connections) > self.max_connections:
+            if len(self._connections) > self.limits.max_connections:
                 await self._send(writer, self.error(503, "too many connections: try again"), keep_alive=False)
                 return
             await self._conversation(reader, writer)
@@ -312,7 +313,7 @@ class HttpServer:
         while True:
             try:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"),
-                                              HEAD_TIMEOUT_S if first else IDLE_TIMEOUT_S)
+                                              self.limits.head_s if first else self.limits.idle_s)
             except asyncio.IncompleteReadError as exc:
                 if exc.partial.strip():
                     await self._send(writer, self.error(400, "incomplete request head"), keep_alive=False)
@@ -334,7 +335,7 @@ class HttpServer:
             except HttpError as exc:
                 await self._send(writer, self.error(exc.status, exc.message), keep_alive=False)
                 return
-            body = Body(reader, writer, length, chunked, expect)
+            body = Body(reader, writer, length, chunked, expect, self.limits.body_s)
             request._body = body
             keep_alive = _keep_alive(request)
             try:
@@ -350,8 +351,7 @@ class HttpServer:
             if not keep_alive:
                 return
 
-    @staticmethod
-    async def _send(writer: asyncio.StreamWriter, response: Response, *, keep_alive: bool,
+    async def _send(self, writer: asyncio.StreamWriter, response: Response, *, keep_alive: bool,
                     head_only: bool = False, version: str = "HTTP/1.1") -> None:
         writer.write(render(response, keep_alive=keep_alive, head_only=head_only, version=version))
-        await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
+        await asyncio.wait_for(writer.drain(), self.limits.write_s)
