@@ -1,6 +1,6 @@
 import sys
 
-from . import feeders, modem
+from . import burst, feeders, modem
 from .run import main
 
 options, rest_argv = modem.parse_known_args(sys.argv[1:])
@@ -11,6 +11,8 @@ if options.only in (None, "rest"):
     status |= main(rest_argv)
 if options.only in (None, "modem"):
     status |= modem.main(options)
+if options.only in (None, "burst"):
+    status |= burst.main(options.quick)
 if options.only in (None, "feeders"):
     status |= feeders.main(options.quick)
 sys.exit(status)

@@ -86,7 +86,7 @@ class Appliance:
         return self.proc.pid
 
     def status(self, field: str) -> int:
-        """A ``kB`` field of /proc/<pid>/status (VmHWM: peak resident set), in KiB."""
+        """A number field of /proc/<pid>/status: VmHWM (peak resident set, in KiB), Threads."""
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
             if line.startswith(field + ":"):
                 return int(line.split()[1])
