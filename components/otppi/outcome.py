@@ -94,6 +94,8 @@ class OutcomeWatcher:
 
     async def until_final(self, table: Outbox, row_id: int, timeout: float) -> str | None:
         """The row's final state, or None when *timeout* runs out first (holds no thread)."""
+        if timeout <= 0:
+            return None
         loop = asyncio.get_running_loop()
         future: asyncio.Future[str | None] = loop.create_future()
 
@@ -106,7 +108,8 @@ class OutcomeWatcher:
 
         token = self.watch(table, row_id, final)
         try:
-            return await asyncio.wait_for(future, max(0.0, timeout))
+            async with asyncio.timeout(timeout):
+                return await future
         except TimeoutError:
             return None
         finally:

@@ -119,9 +119,11 @@ class Body:
         self.broken = True  # until the whole body is in
         try:
             if self._chunked:
-                data = await asyncio.wait_for(self._read_chunked(limit), self._timeout)
+                async with asyncio.timeout(self._timeout):
+                    data = await self._read_chunked(limit)
             else:
-                data = await asyncio.wait_for(self._reader.readexactly(self._length or 0), self._timeout)
+                async with asyncio.timeout(self._timeout):
+                    data = await self._reader.readexactly(self._length or 0)
         except TimeoutError:
             raise HttpError(408, "the request body did not arrive in time") from None
         except asyncio.IncompleteReadError:
@@ -312,8 +314,8 @@ class HttpServer:
         first = True
         while True:
             try:
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"),
-                                              self.limits.head_s if first else self.limits.idle_s)
+                async with asyncio.timeout(self.limits.head_s if first else self.limits.idle_s):
+                    head = await reader.readuntil(b"\r\n\r\n")
             except asyncio.IncompleteReadError as exc:
                 if exc.partial.strip():
                     await self._send(writer, self.error(400, "incomplete request head"), keep_alive=False)
@@ -354,4 +356,5 @@ class HttpServer:
     async def _send(self, writer: asyncio.StreamWriter, response: Response, *, keep_alive: bool,
                     head_only: bool = False, version: str = "HTTP/1.1") -> None:
         writer.write(render(response, keep_alive=keep_alive, head_only=head_only, version=version))
-        await asyncio.wait_for(writer.drain(), self.limits.write_s)
+        async with asyncio.timeout(self.limits.write_s):
+            await writer.drain()
