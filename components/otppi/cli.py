@@ -20,7 +20,7 @@ from .cli_mail import add_mail_commands
 from .cli_modem import add_modem_commands
 from .msisdn import normalize
 from .paths import Paths
-from .store import modems, settings
+from .store import blocklist, modems, settings
 from .store.db import db, open_database
 from .store.migrations import migrate, require_current
 from .store.models import Administrator, ApiUser, BlockedNumber, Modem, SmsSettings
@@ -136,16 +136,13 @@ def _msisdn(number: str) -> str:
 
 def cmd_block_add(args: argparse.Namespace, paths: Paths) -> str:
     msisdn = _msisdn(args.msisdn)
-    with db.atomic():
-        BlockedNumber.insert(msisdn=msisdn, source="cli").on_conflict_ignore().execute()
-    return f"{msisdn} blocked"
+    return f"{msisdn} blocked" if blocklist.block(msisdn, "cli") else f"{msisdn} was already blocked"
 
 
 def cmd_block_remove(args: argparse.Namespace, paths: Paths) -> str:
     msisdn = _msisdn(args.msisdn)
-    with db.atomic():
-        if not BlockedNumber.delete().where(BlockedNumber.msisdn == msisdn).execute():
-            raise CliError(f"{msisdn} is not on the block list")
+    if not blocklist.unblock(msisdn, "cli"):
+        raise CliError(f"{msisdn} is not on the block list")
     return f"{msisdn} unblocked"
 
 

@@ -20,9 +20,10 @@ from .contract import Request
 from .msisdn import mask, normalize
 from .outcome import OutcomeWatcher
 from .paths import Paths
+from .store import blocklist
 from .store.db import db
-from .store.models import BlockedNumber, EmailOutbox, GeneralSettings, Modem, SettingsPage, SmsOutbox, SmsSettings
-from .store.outbox import Outbox, outcome_code, record_event
+from .store.models import EmailOutbox, GeneralSettings, Modem, SettingsPage, SmsOutbox, SmsSettings
+from .store.outbox import Outbox, outcome_code
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +86,6 @@ class Handler:
     def _msisdn(self, receiver: str) -> str:
         return normalize(receiver, self.ctx.settings(SmsSettings).country_code)
 
-    @staticmethod
-    def _blocked(msisdn: str) -> bool:
-        return BlockedNumber.select().where(BlockedNumber.msisdn == msisdn).exists()
-
     def _expiry(self, req: Request, now: float) -> tuple[float, bool]:
         """(expires_at, already expired and to be dropped)."""
         general = self.ctx.settings(GeneralSettings)
@@ -130,7 +127,7 @@ class Handler:
         reply = {"date_time": d.get("date_time", int(now)), "receiver": receiver, "reference": d["reference"]}
         email = "@" in receiver
         key_receiver = receiver.strip().lower() if email else self._msisdn(receiver)
-        if not email and self._blocked(key_receiver):
+        if not email and blocklist.is_blocked(key_receiver):
             return response(req.name, codes.BLOCKED, reply)
         expires_at, drop = self._expiry(req, now)
         if drop:
@@ -196,7 +193,7 @@ class Handler:
         d = req.data
         msisdn = self._msisdn(d["receiver"])
         reply = {"date_time": d.get("date_time", int(self.ctx.clock())), "id": d.get("id"), "receiver": d["receiver"]}
-        if self._blocked(msisdn):
+        if blocklist.is_blocked(msisdn):
             return response(req.name, codes.BLOCKED, reply)
         return self._queue_message(req, source, wait, SmsOutbox, msisdn, reply, kind="sms")
 
@@ -209,16 +206,12 @@ class Handler:
 
     def _block(self, req: Request, source: str, wait: float) -> dict[str, Any]:
         msisdn = self._msisdn(req.data["receiver"])
-        with db.atomic():
-            BlockedNumber.insert(msisdn=msisdn, source=source).on_conflict_ignore().execute()
-            record_event("block", source=source, receiver=msisdn, result="blocked")
+        blocklist.block(msisdn, source)
         return response(req.name, codes.SUCCESS, {"receiver": req.data["receiver"], "msisdn": msisdn})
 
     def _unblock(self, req: Request, source: str, wait: float) -> dict[str, Any]:
         msisdn = self._msisdn(req.data["receiver"])
-        with db.atomic():
-            BlockedNumber.delete().where(BlockedNumber.msisdn == msisdn).execute()
-            record_event("block", source=source, receiver=msisdn, result="unblocked")
+        blocklist.unblock(msisdn, source)
         return response(req.name, codes.SUCCESS, {"receiver": req.data["receiver"], "msisdn": msisdn})
 
     def _ussd(self, req: Request, source: str, wait: float) -> dict[str, Any]:

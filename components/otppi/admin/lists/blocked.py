@@ -12,9 +12,8 @@ import re
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from ...msisdn import normalize
-from ...store.db import db
+from ...store import blocklist
 from ...store.models import BlockedNumber, SmsSettings
-from ...store.settings import bump_generation
 from ..forms import Form
 from .common import Pager, page_number, when
 
@@ -54,12 +53,8 @@ def index():
         except ValueError:
             form.error("number", "a phone number such as 0812 3456 789 or +62 812 3456 789")
         else:
-            with db.atomic():
-                exists = BlockedNumber.select().where(BlockedNumber.msisdn == msisdn).exists()
-                if not exists:
-                    BlockedNumber.create(msisdn=msisdn, source="admin")
-                    bump_generation()
-            flash(f"{msisdn} is already on the blocking list." if exists else f"{msisdn} blocked.")
+            added = blocklist.block(msisdn, "admin")
+            flash(f"{msisdn} blocked." if added else f"{msisdn} is already on the blocking list.")
             return _back(query, 1)
     rows = _search(query, country_code)
     pager = Pager(page_number(request.args.get("page")), PAGE_SIZE, rows.count()).clamped()
@@ -70,11 +65,8 @@ def index():
 
 @bp.route("/<int:ident>/delete", methods=["POST"])
 def delete(ident: int):
-    with db.atomic():
-        row = BlockedNumber.get_or_none(BlockedNumber.id == ident)
-        if row is None:
-            abort(404)
-        row.delete_instance()
-        bump_generation()
+    row = BlockedNumber.get_or_none(BlockedNumber.id == ident)
+    if row is None or not blocklist.unblock(row.msisdn, "admin"):
+        abort(404)
     flash(f"{row.msisdn} removed from the blocking list.")
     return _back(request.form.get("q", "").strip()[:40], page_number(request.form.get("page")))
