@@ -294,3 +294,21 @@ def test_a_burst_of_waiting_requests_holds_no_threads(api_root: Path) -> None:
         assert sorted(set(answers)) == [codes.NO_MODEM] and len(answers) == clients
     finally:
         assert api.stop() == 0
+
+
+def test_stopping_answers_waiting_requests_with_1111(api_root: Path) -> None:
+    """A request already queued is in the store: on SIGTERM its client hears 1111, not a dropped connection."""
+    otppi(api_root, "settings", "set", "api.wait_timeout", "60")
+    port = int(otppi(api_root, "settings", "get", "api.http_port").stdout)
+    api = ApiProcess(api_root, port, API_USER, API_PASSWORD).start()
+    answers: list = []
+    try:
+        waiting = threading.Thread(target=lambda: answers.append(api.post(
+            "/api/sms", {"command": "send-sms", "data": {"id": "s1", "receiver": "0812", "message": "m"}})))
+        waiting.start()
+        wait_until(lambda: _rows(api_root, "select count(*) from sms_outbox") == [(1,)], what="the SMS queued")
+    finally:
+        assert api.stop() == 0
+    waiting.join(30)
+    assert [(r.status_code, r.json()["response_code"]) for r in answers] == [(200, codes.QUEUED)]
+    assert _rows(api_root, "select state from sms_outbox") == [("queued",)]

@@ -49,6 +49,29 @@ def test_unknown_users_cost_an_argon2_check_like_known_ones(handler: Handler) ->
         app.close()
 
 
+def test_a_burst_of_one_new_credential_costs_one_argon2_check(handler: Handler) -> None:
+    with db.atomic():
+        ApiUser.create(username="app", password_hash=hash_password("right"))
+    gate = threading.Event()
+    cache = RecordingCache(gate)
+    app = RestApi(handler, cache=cache)
+
+    async def burst() -> list[str | None]:
+        tasks = [asyncio.create_task(app._authenticate(basic("app", "right"))) for _ in range(MAX_HASH_QUEUE * 3)]
+        while not cache.verified:
+            await asyncio.sleep(0.01)
+        gate.set()
+        return await asyncio.gather(*tasks)
+
+    try:
+        results = asyncio.run(burst())
+    finally:
+        gate.set()
+        app.close()
+    assert results == ["app"] * (MAX_HASH_QUEUE * 3), "none refused as busy, none checked twice"
+    assert len(cache.verified) == 1
+
+
 def test_a_flood_of_new_credentials_is_refused_instead_of_queued(handler: Handler) -> None:
     gate = threading.Event()
     app = RestApi(handler, cache=RecordingCache(gate))

@@ -54,7 +54,8 @@ class CredentialCache:
         # credentials costs one hash (19 MiB, tens of ms) instead of one per thread.
         self._verifying = threading.Lock()
 
-    def _digest(self, stored_hash: str, password: str) -> bytes:
+    def digest(self, stored_hash: str, password: str) -> bytes:
+        """What the cache knows a credential by: an HMAC under a key of this process, never the password."""
         return hmac.new(self._key, f"{stored_hash}\0{password}".encode(), hashlib.sha256).digest()
 
     def _remembered(self, digest: bytes) -> bool:
@@ -64,10 +65,10 @@ class CredentialCache:
 
     def remembered(self, stored_hash: str, password: str) -> bool:
         """True when this credential was verified within the last *ttl* seconds (no argon2)."""
-        return self._remembered(self._digest(stored_hash, password))
+        return self._remembered(self.digest(stored_hash, password))
 
     def verify(self, stored_hash: str, password: str) -> bool:
-        digest = self._digest(stored_hash, password)
+        digest = self.digest(stored_hash, password)
         if self._remembered(digest):
             return True
         with self._verifying:

@@ -28,7 +28,7 @@ from .store.outbox import FINAL, Outbox
 
 log = logging.getLogger(__name__)
 
-#: Told the row's final state, or None when the row is gone.
+#: Told the row's final state, or None when none is known (the row is gone, or the watcher is released).
 Done = Callable[[str | None], None]
 
 #: Rows per ``id IN (...)`` query, under SQLite's default limit of host parameters.
@@ -162,7 +162,18 @@ class OutcomeWatcher:
             except Exception:
                 log.exception("an outcome waiter failed")
 
+    def release(self) -> None:
+        """Tell every waiter now that no outcome is known (the process is stopping): they answer 1111."""
+        with self._lock:
+            watches, self._watches = list(self._watches.values()), {}
+        for _, _, done in watches:
+            try:
+                done(None)
+            except Exception:
+                log.exception("an outcome waiter failed")
+
     def close(self) -> None:
+        self.release()
         self._stop.set()
         ring(self._bell.path)  # wake the listener so it sees the stop at once
         self._thread.join(timeout=2)

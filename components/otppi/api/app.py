@@ -39,8 +39,8 @@ T = TypeVar("T")
 
 STORE_THREADS = 4
 INTERACTIVE_THREADS = 2
-#: New credentials waiting for argon2 beyond this are refused (503) rather than queued for minutes:
-#: a flood of wrong passwords must not grow memory or delay the clients it does not slow down.
+#: Distinct new credentials waiting for argon2 beyond this are refused (503) rather than queued for
+#: minutes: a flood of wrong passwords must not grow memory or delay the clients it does not slow down.
 MAX_HASH_QUEUE = 64
 
 CHALLENGE = [("WWW-Authenticate", 'Basic realm="OTP-Pi", charset="UTF-8"')]
@@ -86,7 +86,7 @@ class RestApi:
         self._store = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="api-store")
         self._interactive = ThreadPoolExecutor(INTERACTIVE_THREADS, thread_name_prefix="api-modem")
         self._hashing = ThreadPoolExecutor(1, thread_name_prefix="api-argon2")
-        self._hash_queue = 0
+        self._checking: dict[bytes, asyncio.Future[bool]] = {}  # argon2 verifications under way
         # Unknown users are checked against this hash, so they cost what a known user costs
         # and the answer's timing does not tell which usernames exist.
         self._decoy = hash_password(secrets.token_urlsafe(24))
@@ -171,13 +171,16 @@ class RestApi:
         stored = await self._run(self._store, self._stored_hash, username)
         if stored is not None and self.cache.remembered(stored, password):
             return username
-        if self._hash_queue >= MAX_HASH_QUEUE:
-            return ""
-        self._hash_queue += 1
-        try:
-            good = await self._run(self._hashing, self.cache.verify, stored or self._decoy, password)
-        finally:
-            self._hash_queue -= 1
+        # A burst of new connections with one credential waits for one verification, not one each.
+        key = self.cache.digest(stored or self._decoy, f"{username}\0{password}")
+        check = self._checking.get(key)
+        if check is None:
+            if len(self._checking) >= MAX_HASH_QUEUE:
+                return ""
+            check = self._checking[key] = asyncio.ensure_future(
+                self._run(self._hashing, self.cache.verify, stored or self._decoy, password))
+            check.add_done_callback(lambda _: self._checking.pop(key, None))
+        good = await asyncio.shield(check)
         return username if good and stored is not None else None
 
     @staticmethod

@@ -259,6 +259,7 @@ class HttpServer:
         self.host, self.port, self.tls, self.limits = host, port, tls, limits
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task] = set()
+        self._busy: set[asyncio.Task] = set()  # connections with a request being answered
 
     @property
     def bound_port(self) -> int:
@@ -274,10 +275,15 @@ class HttpServer:
             self._serve, self.host, self.port, ssl=self.tls, backlog=self.limits.backlog, limit=MAX_HEAD,
             reuse_address=True, ssl_handshake_timeout=self.limits.tls_handshake_s if self.tls else None)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 2.0) -> None:
+        """Stop listening; idle connections close at once, requests being answered get *grace* seconds."""
         if self._server is None:
             return
         self._server.close()
+        for task in self._connections - self._busy:
+            task.cancel()
+        if self._busy:
+            await asyncio.wait(list(self._busy), timeout=grace)
         for task in list(self._connections):
             task.cancel()
         if self._connections:
@@ -340,16 +346,24 @@ class HttpServer:
             body = Body(reader, writer, length, chunked, expect, self.limits.body_s)
             request._body = body
             keep_alive = _keep_alive(request)
+            task = asyncio.current_task()
+            assert task is not None
+            self._busy.add(task)
             try:
-                response = await self.app(request)
-            except BodyTooLarge:
-                response, keep_alive = self.error(413, "request body too large"), False
-            except HttpError as exc:
-                response, keep_alive = self.error(exc.status, exc.message), False
-            if not body.consumed or body.broken:
-                keep_alive = False  # what is left of the body is not a request
-            await self._send(writer, response, keep_alive=keep_alive, head_only=request.method == "HEAD",
-                             version=request.version)
+                try:
+                    response = await self.app(request)
+                except BodyTooLarge:
+                    response, keep_alive = self.error(413, "request body too large"), False
+                except HttpError as exc:
+                    response, keep_alive = self.error(exc.status, exc.message), False
+                if not body.consumed or body.broken:
+                    keep_alive = False  # what is left of the body is not a request
+                if self._server is None or not self._server.is_serving():
+                    keep_alive = False  # stopping: this answer is the connection's last
+                await self._send(writer, response, keep_alive=keep_alive, head_only=request.method == "HEAD",
+                                 version=request.version)
+            finally:
+                self._busy.discard(task)
             if not keep_alive:
                 return
 

@@ -115,6 +115,8 @@ class Listeners:
             log.info("listening on %s://%s:%d", spec.scheme, spec.host, server.bound_port)
 
     def stop(self) -> None:
+        """Requests that wait for an outcome are answered (1111) before the listeners close."""
+        self.app.watcher.release()
         for server in self.running.values():
             self._call(server.stop())
         self.running.clear()
