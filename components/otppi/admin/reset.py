@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import time
 
-from .. import doorbell, otp
+from .. import otp
 from ..mailer.reset import queue_reset_code
 from ..msisdn import normalize
 from ..paths import Paths
-from ..seal import seal
-from ..store.db import db
 from ..store.models import Administrator, GeneralSettings, Otp, SmsOutbox, SmsSettings
+from ..store.outbox import enqueue
 
 VALID_SECONDS = 900
 
@@ -30,22 +29,20 @@ def send_code(paths: Paths, otp_key: bytes, admin: Administrator) -> str:
     now = time.time()
     expires = now + VALID_SECONDS
     reference = _reference(admin)
+    mac = otp.compute_mac(otp_key, reference, admin.username, [], code)
+    channel = "sms" if admin.phone else "email"
+
+    def replace_code(row) -> None:
+        Otp.delete().where(Otp.reference == reference).execute()  # a new code replaces the last one
+        otp.store(reference, mac, channel, expires, **{channel: row})
+
     if admin.phone:
         receiver = normalize(admin.phone, SmsSettings.load().country_code)
-        with db.atomic():
-            Otp.delete().where(Otp.reference == reference).execute()  # a new code replaces the last one
-            row = SmsOutbox.create(kind="reset", source="admin", receiver=receiver, expires_at=expires,
-                                   body=seal(otp_key, f"OTP-Pi password reset code: {code}"))
-            otp.store(reference, otp.compute_mac(otp_key, reference, admin.username, [], code), "sms", expires,
-                      sms=row)
-        doorbell.ring(paths.doorbell("modem"))
+        enqueue(paths, otp_key, SmsOutbox, f"OTP-Pi password reset code: {code}", inside=replace_code,
+                kind="reset", source="admin", receiver=receiver, expires_at=expires)
         return "sms"
     if admin.email:
-        with db.atomic():
-            Otp.delete().where(Otp.reference == reference).execute()  # a new code replaces the last one
-            row_id = queue_reset_code(paths, otp_key, admin.email, code, valid_s=VALID_SECONDS)
-            otp.store(reference, otp.compute_mac(otp_key, reference, admin.username, [], code), "email", expires,
-                      email=row_id)
+        queue_reset_code(paths, otp_key, admin.email, code, valid_s=VALID_SECONDS, now=now, inside=replace_code)
         return "email"
     return ""
 

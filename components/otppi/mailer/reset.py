@@ -9,13 +9,12 @@ with :class:`otppi.outcome.OutcomeWatcher`.
 from __future__ import annotations
 
 import time
+from typing import Any, Callable
 
-from .. import doorbell
 from ..contract import ContractError, validate
 from ..paths import Paths
-from ..seal import seal
-from ..store.db import db
 from ..store.models import EmailOutbox, GeneralSettings
+from ..store.outbox import enqueue
 
 #: How long a reset code is worth sending; a mail still queued after this is dropped.
 DEFAULT_VALID_S = 15 * 60
@@ -29,16 +28,16 @@ def reset_text(device_name: str, code: str, valid_s: int) -> str:
 
 
 def queue_reset_code(paths: Paths, otp_key: bytes, email: str, code: str, *, valid_s: int = DEFAULT_VALID_S,
-                     now: float | None = None) -> int:
-    """Queue the reset-code mail to *email*; return its EmailOutbox row id. ValueError for a bad address."""
+                     now: float | None = None, inside: Callable[[Any], None] | None = None) -> int:
+    """Queue the reset-code mail to *email*; return its EmailOutbox row id. ValueError for a bad address.
+
+    *inside* runs in the row's transaction, as :func:`otppi.store.outbox.enqueue` says.
+    """
     now = time.time() if now is None else now
     text = reset_text(GeneralSettings.load().device_name, code, valid_s)
     try:
         request = validate({"command": "send-email", "data": {"receiver": email, "message": text}})
     except ContractError as exc:
         raise ValueError(str(exc).replace("data.receiver", "the address")) from None
-    with db.atomic():
-        row = EmailOutbox.create(kind="reset", source="admin", receiver=request.data["receiver"], subject="",
-                                 body=seal(otp_key, text), expires_at=now + valid_s)
-    doorbell.ring(paths.doorbell("mailer"))
-    return row.id
+    return enqueue(paths, otp_key, EmailOutbox, text, inside=inside, kind="reset", source="admin",
+                   receiver=request.data["receiver"], subject="", expires_at=now + valid_s).id
