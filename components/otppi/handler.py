@@ -143,9 +143,9 @@ class Handler:
         fields = {"subject": d.get("subject", "")} if email else {}
 
         def store_otp(row) -> None:
-            if not otp.reserve(d["reference"], now):
+            if not otp.reserve(source, d["reference"], now):
                 raise _Live
-            otp.store(d["reference"], mac, channel, expires_at, **{channel: row})
+            otp.store(source, d["reference"], mac, channel, expires_at, **{channel: row})
 
         try:
             queued = enqueue(self.ctx.paths, self.ctx.otp_key, table, body, inside=store_otp, kind="otp",
@@ -161,7 +161,7 @@ class Handler:
         key_receiver = receiver.strip().lower() if "@" in receiver else self._msisdn(receiver)
         params = [d.get(f"param{i}", "") for i in range(1, 5)]
         general = self.ctx.settings(GeneralSettings)
-        code = otp.validate(self.ctx.otp_key, d["reference"], key_receiver, params, d["otp"],
+        code = otp.validate(self.ctx.otp_key, source, d["reference"], key_receiver, params, d["otp"],
                             now=self.ctx.clock(), max_attempts=general.otp_max_attempts)
         reply = {"date_time": d.get("date_time", int(self.ctx.clock())), "receiver": receiver,
                  "reference": d["reference"]}

@@ -17,6 +17,8 @@ from ..store.models import Administrator, GeneralSettings, Otp, SmsOutbox, SmsSe
 from ..store.outbox import enqueue
 
 VALID_SECONDS = 900
+#: The owner of reset codes among OTPs: no API user or feeder has this source.
+OWNER = "admin-reset"
 
 
 def _reference(admin: Administrator) -> str:
@@ -33,8 +35,8 @@ def send_code(paths: Paths, otp_key: bytes, admin: Administrator) -> str:
     channel = "sms" if admin.phone else "email"
 
     def replace_code(row) -> None:
-        Otp.delete().where(Otp.reference == reference).execute()  # a new code replaces the last one
-        otp.store(reference, mac, channel, expires, **{channel: row})
+        Otp.delete().where((Otp.owner == OWNER) & (Otp.reference == reference)).execute()  # a new code replaces the last one
+        otp.store(OWNER, reference, mac, channel, expires, **{channel: row})
 
     if admin.phone:
         receiver = normalize(admin.phone, SmsSettings.load().country_code)
@@ -51,5 +53,5 @@ def check_code(otp_key: bytes, admin: Administrator, code: str) -> bool:
     code = code.strip()
     if not code.isdigit() or len(code) > 10:
         return False
-    verdict = otp.validate(otp_key, _reference(admin), admin.username, [], code, now=time.time(), max_attempts=5)
+    verdict = otp.validate(otp_key, OWNER, _reference(admin), admin.username, [], code, now=time.time(), max_attempts=5)
     return verdict == "000"

@@ -496,9 +496,14 @@ class EmailOutbox(BaseModel):
 
 
 class Otp(BaseModel):
-    """A one-time password: only a keyed hash of the code and its context is kept."""
+    """A one-time password: only a keyed hash of the code and its context is kept.
 
-    reference = CharField(unique=True)
+    A reference is unique per owner, the source that created it (``rest:<API user>``, a feeder's name):
+    only that source may validate it.
+    """
+
+    owner = CharField(default="")
+    reference = CharField()
     mac = CharField()
     channel = CharField(default="sms")  # sms | email
     state = CharField(default="live")  # live | used | void
@@ -507,6 +512,9 @@ class Otp(BaseModel):
     expires_at = FloatField()
     sms = ForeignKeyField(SmsOutbox, null=True, on_delete="SET NULL")
     email = ForeignKeyField(EmailOutbox, null=True, on_delete="SET NULL")
+
+    class Meta:
+        indexes = ((("owner", "reference"), True),)
 
 
 class InboxMessage(BaseModel):
