@@ -20,7 +20,10 @@ from otppi.auth import verify_password
 from otppi.seal import unseal
 from otppi.store import settings
 from otppi.store.db import db
-from otppi.store.models import Administrator, EmailOutbox, Otp, SmsOutbox
+from otppi.admin import reset
+from otppi.contract import validate as build
+from otppi.store import outbox
+from otppi.store.models import Administrator, EmailOutbox, ResetCode, SmsOutbox
 
 from .conftest import (
     ADMIN_PASSWORD,
@@ -316,9 +319,9 @@ def test_password_change(admin_app, admin_client):
 # ---------------------------------------------------------------- forgot and reset
 
 
-def _reset(client, code: str, password: str = NEW_PASSWORD, username: str = ADMIN_USER):
+def _reset(client, code: str, password: str = NEW_PASSWORD, username: str = ADMIN_USER, **kwargs):
     return post_form(client, "/reset", {"username": username, "code": code, "password": password,
-                                        "password2": password})
+                                        "password2": password}, **kwargs)
 
 
 def _sms_code(paths) -> str:
@@ -354,7 +357,7 @@ def test_a_reset_code_by_sms_sets_the_password_once(paths, admin_app, client):
 
     wrong = _reset(client, "1" * len(code) if code != "1" * len(code) else "2" * len(code))
     assert wrong.status_code == 200 and "wrong or expired code" in wrong.get_data(as_text=True)
-    assert Otp.get().attempts == 1  # the wrong guess counts
+    assert ResetCode.get().failures == 1  # the wrong guess counts
     assert _reset(client, code).status_code == 302
     assert login(admin_app.test_client(), password=NEW_PASSWORD).status_code == 302
     again = _reset(client, code, password="yet another passphrase")
@@ -368,22 +371,107 @@ def test_an_expired_reset_code_is_refused(paths, client):
     post_form(client, "/forgot", {"username": ADMIN_USER})
     code = _sms_code(paths)
     with db.atomic():
-        Otp.update(expires_at=time.time() - 1).execute()
+        ResetCode.update(expires_at=time.time() - 1).execute()
     response = _reset(client, code)
     assert "wrong or expired code" in response.get_data(as_text=True)
     assert verify_password(Administrator.get().password_hash, ADMIN_PASSWORD)
 
 
-def test_a_new_code_replaces_the_last_one(paths, client):
+def _from(address: str) -> dict:
+    return {"environ_base": {"REMOTE_ADDR": address}}
+
+
+def _resets() -> int:
+    return SmsOutbox.select().where(SmsOutbox.kind == "reset").count()
+
+
+def test_a_flood_of_forgot_requests_sends_one_code(paths, client):
+    """Unauthenticated and unlimited, /forgot was an SMS cannon aimed at the administrator's phone."""
     create_admin(client)
     logout(client)
-    post_form(client, "/forgot", {"username": ADMIN_USER})
+    token = csrf(client, "/forgot")
+    for i in range(200):  # one address, then many
+        client.post("/forgot", data={"csrf_token": token, "username": ADMIN_USER}, **_from("10.0.0.9"))
+        client.post("/forgot", data={"csrf_token": token, "username": ADMIN_USER}, **_from(f"10.1.{i}.1"))
+    assert _resets() == 1
+    assert _reset(client, _sms_code(paths)).status_code == 302, "and the code that went out still works"
+
+
+def test_a_live_code_is_kept_and_a_new_one_waits_for_the_cooldown(paths, client):
+    create_admin(client)
+    logout(client)
+    post_form(client, "/forgot", {"username": ADMIN_USER}, **_from("10.0.0.1"))
     first = _sms_code(paths)
-    post_form(client, "/forgot", {"username": ADMIN_USER})
+    post_form(client, "/forgot", {"username": ADMIN_USER}, **_from("10.0.0.2"))
+    assert _resets() == 1 and _sms_code(paths) == first, "the live code is kept, not replaced"
+    # Its message failed: the code is dead, but a new one waits out the administrator's cooldown.
+    row = SmsOutbox.get(SmsOutbox.kind == "reset")
+    outbox.finish(paths, SmsOutbox, row.id, "failed", error="CMS 38")
+    post_form(client, "/forgot", {"username": ADMIN_USER}, **_from("10.0.0.3"))
+    assert _resets() == 1
+    with db.atomic():
+        ResetCode.update(sent_at=ResetCode.sent_at - reset.COOLDOWN_SECONDS).execute()
+    post_form(client, "/forgot", {"username": ADMIN_USER}, **_from("10.0.0.4"))
+    assert _resets() == 2
     second = _sms_code(paths)
     if first != second:
         assert "wrong or expired code" in _reset(client, first).get_data(as_text=True)
     assert _reset(client, second).status_code == 302
+
+
+def test_wrong_codes_count_across_codes(paths, admin_app, client):
+    create_admin(client)
+    logout(client)
+    post_form(client, "/forgot", {"username": ADMIN_USER})
+    wrong = "1" * reset.MIN_DIGITS
+
+    def guess(code: str, address: str):
+        return _reset(admin_app.test_client(), code, **_from(address))  # fresh clients: the address throttle aside
+
+    for i in range(3):
+        guess(wrong if _sms_code(paths) != wrong else "2" * reset.MIN_DIGITS, f"10.2.0.{i}")
+    with db.atomic():  # that code expires; the next one starts with the three wrong guesses still counted
+        ResetCode.update(expires_at=time.time() - 1, sent_at=ResetCode.sent_at - reset.COOLDOWN_SECONDS).execute()
+    post_form(client, "/forgot", {"username": ADMIN_USER}, **_from("10.0.0.7"))
+    code = _sms_code(paths)
+    wrong = "1" * len(code) if code != "1" * len(code) else "2" * len(code)
+    assert ResetCode.get().failures == 3
+    for i in range(reset.MAX_FAILURES - 3):
+        guess(wrong, f"10.3.0.{i}")
+    assert "wrong or expired code" in guess(code, "10.4.0.1").get_data(as_text=True), "the fifth voided it"
+    with db.atomic():
+        ResetCode.update(sent_at=ResetCode.sent_at - reset.COOLDOWN_SECONDS).execute()
+    post_form(client, "/forgot", {"username": ADMIN_USER}, **_from("10.0.0.8"))
+    assert _resets() == 2, "no new code during the lockout"
+    with db.atomic():
+        ResetCode.update(failed_at=ResetCode.failed_at - reset.LOCKOUT_SECONDS).execute()
+    post_form(client, "/forgot", {"username": ADMIN_USER}, **_from("10.0.0.9"))
+    assert _resets() == 3 and ResetCode.get().failures == 0
+    assert guess(_sms_code(paths), "10.4.0.2").status_code == 302
+
+
+@pytest.mark.parametrize("otp_length", ["4", "6", "10"])
+def test_reset_codes_have_at_least_8_digits_whatever_the_otp_length(paths, client, otp_length):
+    settings.set_text("general.otp_length", otp_length)
+    create_admin(client)
+    logout(client)
+    post_form(client, "/forgot", {"username": ADMIN_USER})
+    assert len(_sms_code(paths)) == max(8, int(otp_length))
+
+
+def test_an_api_user_cannot_touch_a_pending_reset_code(paths, handler, client):
+    create_admin(client)
+    logout(client)
+    post_form(client, "/forgot", {"username": ADMIN_USER})
+    code = _sms_code(paths)
+    admin = Administrator.get()
+    for reference in (f"admin-reset:{admin.id}", "admin-reset"):
+        for _ in range(6):
+            answer = handler.handle(build({"command": "validate-otp", "data": {
+                "receiver": "081234567890", "reference": reference, "otp": code}}), source="rest:app-server")
+            assert answer["response_code"] == "1202"
+    assert ResetCode.get().failures == 0
+    assert _reset(client, code).status_code == 302
 
 
 def test_a_reset_code_by_email_when_the_administrator_has_no_phone(paths, client):
@@ -417,7 +505,7 @@ def test_reset_refuses_a_bad_new_password_without_spending_the_code(paths, clien
     code = _sms_code(paths)
     response = _reset(client, code, password="short")
     assert "at least 8 characters" in response.get_data(as_text=True)
-    assert Otp.get().attempts == 0 and Otp.get().state == "live"
+    assert ResetCode.get().failures == 0 and ResetCode.get().mac
     assert _reset(client, code).status_code == 302
 
 

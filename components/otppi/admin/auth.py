@@ -16,7 +16,8 @@ from .security import fingerprint
 
 bp = Blueprint("auth", __name__)
 
-GENERIC_RESET = "If that administrator exists and has a phone number or email address, a code is on its way."
+GENERIC_RESET = ("If that administrator exists and has a phone number or email address, a code is on its way. "
+                 "A code stays valid for 15 minutes; asking again meanwhile sends nothing.")
 
 
 def _client() -> str:
@@ -106,10 +107,12 @@ def password():
 def forgot():
     form = Form(request.form)
     if request.method == "POST":
-        admin = Administrator.get_or_none(Administrator.username == request.form.get("username", "")[:64])
-        if admin is not None:
-            reset.send_code(current_app.config["OTPPI_PATHS"], current_app.config["OTPPI_OTP_KEY"], admin)
-        flash(GENERIC_RESET)  # the same answer whether the name exists or not
+        # The same answer whether the name exists, a code went out, or a cooldown held it back.
+        if current_app.extensions["otppi_forgot_cooldown"].allow(f"ip:{_client()}"):
+            admin = Administrator.get_or_none(Administrator.username == request.form.get("username", "")[:64])
+            if admin is not None:
+                reset.send_code(current_app.config["OTPPI_PATHS"], current_app.config["OTPPI_OTP_KEY"], admin)
+        flash(GENERIC_RESET)
         return redirect(url_for("auth.reset"))
     return render_template("forgot.html", form=form)
 

@@ -13,7 +13,9 @@ import hmac
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable, Generic, TypeVar
 
 from flask import abort, request, session
 
@@ -41,6 +43,88 @@ def check_csrf() -> None:
     expected = session.get("csrf", "")
     if not expected or not hmac.compare_digest(sent, expected):
         abort(400, description="the form expired or did not come from this page; reload it and try again")
+
+
+R = TypeVar("R")
+
+#: Records kept per table: a few MB at most, however many addresses or names a flood brings.
+MAX_RECORDS = 10_000
+
+
+class BoundedTable(Generic[R]):
+    """Records by key that never grow past *size* and are never flushed wholesale.
+
+    Records are kept in the order they were last touched; one is forgotten once *stale* says so. When the
+    table is full of records that still matter, a new key shares one overflow record per kind (the part
+    of the key before ':'), so a flood of fresh names or addresses holds back only itself and never pushes
+    out the records that hold an attacker back. Not thread-safe: the owner holds its lock.
+    """
+
+    def __init__(self, make: Callable[[], R], stale: Callable[[R, float], bool], size: int = MAX_RECORDS):
+        self._make, self._stale, self._size = make, stale, size
+        self._records: OrderedDict[str, R] = OrderedDict()
+
+    @staticmethod
+    def _overflow(key: str) -> str:
+        return key.partition(":")[0] + ":*"
+
+    def get(self, key: str, now: float) -> R | None:
+        """The record *key* counts against (its own, else its kind's overflow record), or None."""
+        for name in (key, self._overflow(key)):
+            record = self._records.get(name)
+            if record is not None:
+                if not self._stale(record, now):
+                    return record
+                del self._records[name]
+        return None
+
+    def touch(self, key: str, now: float) -> R:
+        """The record *key* counts against, made when there is none, marked as the most recent."""
+        own = self._records.get(key)
+        if own is not None and self._stale(own, now):
+            del self._records[key]
+            own = None
+        name = key
+        if own is None and self.get(key, now) is not None:
+            name = self._overflow(key)  # a live overflow record: fresh keys of this kind share it
+        elif own is None:
+            while len(self._records) >= self._size:
+                oldest = next(iter(self._records))
+                if not self._stale(self._records[oldest], now):
+                    break
+                del self._records[oldest]
+            if len(self._records) >= self._size:
+                name = self._overflow(key)
+        record = self._records.get(name)
+        if record is None:
+            record = self._records[name] = self._make()
+        self._records.move_to_end(name)
+        return record
+
+    def pop(self, key: str) -> None:
+        self._records.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
+class Cooldown:
+    """At most one action per key every *seconds* (the forgotten-password page, per client address)."""
+
+    def __init__(self, seconds: float, clock=time.monotonic, size: int = MAX_RECORDS):
+        self._seconds, self._clock = seconds, clock
+        self._last: BoundedTable[list[float]] = BoundedTable(lambda: [float("-inf")],
+                                                            lambda r, now: now - r[0] >= seconds, size)
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        """True (and the cooldown starts) when *key* acted last more than *seconds* ago."""
+        now = self._clock()
+        with self._lock:
+            if self._last.get(key, now) is not None:
+                return False
+            self._last.touch(key, now)[0] = now
+            return True
 
 
 @dataclass

@@ -54,11 +54,13 @@ def _admin(database: SqliteDatabase) -> None:
 
 
 def _admin_security(database: SqliteDatabase) -> None:
-    """OTP references scoped to their owner (the source that made them): unique on (owner, reference).
+    """OTP references scoped to their owner (the source that made them): unique on (owner, reference);
+    admin reset codes in a table of their own.
 
     Live OTPs keep working: each takes its owner from its message's source. Pending admin reset codes
-    (which shared the namespace) are dropped; a new one is a click away.
+    (which shared the OTP namespace) are dropped; a new one is a click away.
     """
+    database.create_tables([models.ResetCode], safe=True)
     table = models.Otp._meta.table_name
     _add_missing_columns(database, models.Otp, ["owner"])
     indexes = {index.name for index in database.get_indexes(table)}

@@ -517,6 +517,23 @@ class Otp(BaseModel):
         indexes = ((("owner", "reference"), True),)
 
 
+class ResetCode(BaseModel):
+    """An administrator's password-reset code, kept apart from API OTPs (no API request can name it).
+
+    One row per administrator: only an HMAC of the live code (``mac``, empty when there is none), when the
+    last message was queued (the cooldown runs from it), and the wrong codes tried across codes.
+    """
+
+    admin = ForeignKeyField(Administrator, unique=True, on_delete="CASCADE")
+    mac = CharField(default="")
+    expires_at = FloatField(default=0.0)
+    sent_at = FloatField(default=0.0)
+    failures = IntegerField(default=0)
+    failed_at = FloatField(default=0.0)
+    sms = ForeignKeyField(SmsOutbox, null=True, on_delete="SET NULL")
+    email = ForeignKeyField(EmailOutbox, null=True, on_delete="SET NULL")
+
+
 class InboxMessage(BaseModel):
     modem = CharField()
     sender = CharField()
@@ -584,7 +601,7 @@ LIST_MODELS: tuple[type[BaseModel], ...] = (
     KeystoreEntry,
 )
 
-QUEUE_MODELS: tuple[type[BaseModel], ...] = (SmsOutbox, EmailOutbox, Otp, InboxMessage, InboxPart, ModemStatus,
-                                              Event)
+QUEUE_MODELS: tuple[type[BaseModel], ...] = (SmsOutbox, EmailOutbox, Otp, ResetCode, InboxMessage, InboxPart,
+                                              ModemStatus, Event)
 
 ALL_MODELS: tuple[type[BaseModel], ...] = (Meta,) + SETTINGS_PAGES + LIST_MODELS + QUEUE_MODELS
