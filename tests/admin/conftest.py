@@ -52,9 +52,10 @@ def create_admin(client: FlaskClient, username: str = ADMIN_USER, password: str 
                                         "phone": phone, "email": email})
 
 
-def login(client: FlaskClient, username: str = ADMIN_USER, password: str = ADMIN_PASSWORD, next: str = ""):
+def login(client: FlaskClient, username: str = ADMIN_USER, password: str = ADMIN_PASSWORD, next: str = "",
+          **kwargs):
     path = "/login" + (f"?next={next}" if next else "")
-    return post_form(client, path, {"username": username, "password": password}, page="/login")
+    return post_form(client, path, {"username": username, "password": password}, page="/login", **kwargs)
 
 
 def logout(client: FlaskClient):

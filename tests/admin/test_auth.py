@@ -7,6 +7,7 @@ checked by the same tests without touching them.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -15,8 +16,8 @@ from flask.sessions import SecureCookieSessionInterface
 
 from otppi import keys
 from otppi.admin.auth import GENERIC_RESET
-from otppi.admin.security import Throttle
-from otppi.auth import verify_password
+from otppi.admin.security import FORGET_SECONDS, FREE_FAILURES, MAX_DELAY, MAX_RECORDS, Throttle
+from otppi.auth import ARGON2, ARGON2_THREADS, DUMMY_HASH, HASHER, check_password, verify_password
 from otppi.seal import unseal
 from otppi.store import settings
 from otppi.store.db import db
@@ -47,6 +48,10 @@ def _location(response) -> str:
 
 def _is_login_redirect(response) -> bool:
     return response.status_code == 302 and urlsplit(_location(response)).path == "/login"
+
+
+def _from(address: str) -> dict:
+    return {"environ_base": {"REMOTE_ADDR": address}}
 
 
 def _logged_in(client) -> bool:
@@ -157,6 +162,87 @@ def test_login_is_throttled_with_a_growing_delay_even_for_the_right_password(adm
     now[0] += 2.0
     assert login(client).status_code == 302
     assert _logged_in(client)
+
+
+def test_parallel_wrong_logins_from_one_address_are_counted_before_they_are_checked(admin_app, client):
+    """Twelve at once used to pass the throttle together, twelve argon2 checks of 19 MiB each at once."""
+    create_admin(client)
+    logout(client)
+    clients = [admin_app.test_client() for _ in range(12)]
+    tokens = [csrf(c, "/login") for c in clients]
+    start = threading.Barrier(len(clients))
+    statuses: list[int] = []
+    runs, peak_before = ARGON2.runs, ARGON2.peak
+
+    def guess(c, token: str) -> None:
+        start.wait()
+        statuses.append(c.post("/login", data={"csrf_token": token, "username": ADMIN_USER,
+                                               "password": "a wrong guess"}).status_code)
+
+    threads = [threading.Thread(target=guess, args=pair) for pair in zip(clients, tokens)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses.count(429) >= len(clients) - (FREE_FAILURES + 1), statuses
+    assert ARGON2.runs - runs <= FREE_FAILURES + 1
+    assert ARGON2.peak <= ARGON2_THREADS and peak_before <= ARGON2_THREADS
+
+
+def test_an_unknown_user_costs_a_decoy_verification(client):
+    create_admin(client)
+    logout(client)
+    runs, decoys = ARGON2.runs, ARGON2.decoys
+    assert "wrong username or password" in login(client, username="nobody", password="a guess").get_data(
+        as_text=True)
+    assert (ARGON2.runs - runs, ARGON2.decoys - decoys) == (1, 1), "a decoy verification ran"
+    login(client, password="a guess")
+    assert (ARGON2.runs - runs, ARGON2.decoys - decoys) == (2, 1), "a real user's wrong password: no decoy"
+
+
+def test_the_decoy_hash_costs_what_a_real_one_does():
+    assert not HASHER.check_needs_rehash(DUMMY_HASH), "the dummy hash must have the hasher's parameters"
+    assert check_password(None, DUMMY_HASH) is False and check_password(None, "") is False
+
+
+def test_a_stranger_cannot_lock_the_administrator_out_from_a_fresh_address(admin_app, client):
+    create_admin(client)
+    logout(client)
+    stranger = admin_app.test_client()
+    answers = [login(stranger, password="guess", **_from("10.0.0.9")).status_code for _ in range(10)]
+    assert answers[:FREE_FAILURES + 1] == [200] * (FREE_FAILURES + 1) and set(answers[FREE_FAILURES + 1:]) == {429}
+    # Another stranger's address gets one try at the name under attack, then the name holds it back.
+    other = admin_app.test_client()
+    assert login(other, password="guess", **_from("10.0.0.8")).status_code == 200
+    assert login(other, password="guess", **_from("10.0.0.8")).status_code == 429
+    # The administrator, from an address that has not failed, gets in.
+    assert login(admin_app.test_client(), **_from("10.0.0.1")).status_code == 302
+
+
+def test_the_hosts_of_one_ipv6_network_share_a_throttle(admin_app, client):
+    create_admin(client)
+    logout(client)
+    for i in range(FREE_FAILURES + 1):
+        login(admin_app.test_client(), username=f"name{i}", password="guess", **_from(f"2001:db8:1:2::{i + 1}"))
+    assert login(admin_app.test_client(), username="other", password="guess",
+                 **_from("2001:db8:1:2:ffff::1")).status_code == 429
+    assert login(admin_app.test_client(), username="other", password="guess",
+                 **_from("2001:db8:1:3::1")).status_code == 200
+
+
+def test_the_throttle_table_cannot_be_flushed_by_a_flood_of_names_and_addresses():
+    now = [1000.0]
+    throttle = Throttle(clock=lambda: now[0])
+    for _ in range(FREE_FAILURES + 1):
+        assert throttle.attempt("ip:10.0.0.9", "user:admin") == 0
+    assert throttle.attempt("ip:10.0.0.9", "user:admin") > 0
+    for i in range(MAX_RECORDS + 10):  # it used to clear every record past 10,000
+        throttle.attempt(f"ip:10.{i // 65536}.{i // 256 % 256}.{i % 256}", f"user:n{i}")
+    assert throttle.attempt("ip:10.0.0.9", "user:admin") > 0, "the attacker is still held back"
+    assert len(throttle) <= MAX_RECORDS + 2, "and the table stays bounded"
+    now[0] += FORGET_SECONDS + MAX_DELAY  # records nobody renews are forgotten, freeing room
+    assert throttle.attempt("ip:10.0.0.9", "user:admin") == 0
+    assert throttle.attempt("ip:192.0.2.1", "user:someone") == 0
 
 
 @pytest.mark.parametrize("target", ["//evil.example", "//evil.example/settings", "https://evil.example/",
@@ -375,10 +461,6 @@ def test_an_expired_reset_code_is_refused(paths, client):
     response = _reset(client, code)
     assert "wrong or expired code" in response.get_data(as_text=True)
     assert verify_password(Administrator.get().password_hash, ADMIN_PASSWORD)
-
-
-def _from(address: str) -> dict:
-    return {"environ_base": {"REMOTE_ADDR": address}}
 
 
 def _resets() -> int:

@@ -7,21 +7,17 @@ import time
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from peewee import IntegrityError
 
-from ..auth import hash_password, verify_password
+from ..auth import check_password, hash_password, verify_password
 from ..store.db import db
 from ..store.models import Administrator
 from . import reset
 from .forms import Form, email_field, password_pair, phone_field, username_field
-from .security import fingerprint
+from .security import client_key, fingerprint
 
 bp = Blueprint("auth", __name__)
 
 GENERIC_RESET = ("If that administrator exists and has a phone number or email address, a code is on its way. "
                  "A code stays valid for 15 minutes; asking again meanwhile sends nothing.")
-
-
-def _client() -> str:
-    return request.remote_addr or "?"
 
 
 @bp.route("/setup", methods=["GET", "POST"])
@@ -58,13 +54,14 @@ def login():
     wait = 0.0
     if request.method == "POST":
         username = request.form.get("username", "")[:64]
-        keys = (f"ip:{_client()}", f"user:{username.lower()}")
-        wait = throttle.wait_seconds(*keys)
+        keys = (client_key(), f"user:{username.lower()}")
+        wait = throttle.attempt(*keys)  # counted before the check: parallel guesses see each other
         if wait > 0:
             form.error("password", f"too many failed attempts: try again in {wait:.0f} s")
         else:
             admin = Administrator.get_or_none(Administrator.username == username)
-            if admin is not None and verify_password(admin.password_hash, request.form.get("password", "")):
+            # An unknown name costs a decoy verification: as slow as a wrong password for a real one.
+            if check_password(admin.password_hash if admin else None, request.form.get("password", "")):
                 throttle.succeeded(*keys)
                 session.clear()
                 session["admin"], session["seen"] = admin.username, time.time()
@@ -74,7 +71,6 @@ def login():
                         Administrator.id == admin.id).execute()
                 target = request.args.get("next", "")
                 return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
-            throttle.failed(*keys)
             form.error("password", "wrong username or password")
     return render_template("login.html", form=form), (429 if wait > 0 else 200)
 
@@ -108,7 +104,7 @@ def forgot():
     form = Form(request.form)
     if request.method == "POST":
         # The same answer whether the name exists, a code went out, or a cooldown held it back.
-        if current_app.extensions["otppi_forgot_cooldown"].allow(f"ip:{_client()}"):
+        if current_app.extensions["otppi_forgot_cooldown"].allow(client_key()):
             admin = Administrator.get_or_none(Administrator.username == request.form.get("username", "")[:64])
             if admin is not None:
                 reset.send_code(current_app.config["OTPPI_PATHS"], current_app.config["OTPPI_OTP_KEY"], admin)
@@ -122,19 +118,18 @@ def reset_password():
     form = Form(request.form)
     if request.method == "POST":
         throttle = current_app.extensions["otppi_throttle"]
-        keys = (f"ip:{_client()}",)
-        if throttle.wait_seconds(*keys) > 0:
-            form.error("code", "too many failed attempts: wait a little")
-            return render_template("reset.html", form=form), 429
         username = request.form.get("username", "")[:64]
         password = password_pair(form, "password", "password2")
+        if form.ok and throttle.attempt(client_key()) > 0:  # a bad new password spends no attempt
+            form.error("code", "too many failed attempts: wait a little")
+            return render_template("reset.html", form=form), 429
         if form.ok:
             admin = Administrator.get_or_none(Administrator.username == username)
             if admin is None or not reset.check_code(current_app.config["OTPPI_OTP_KEY"], admin,
                                                      request.form.get("code", "")):
-                throttle.failed(*keys)
                 form.error("code", "wrong or expired code")
             else:
+                throttle.succeeded(client_key())
                 with db.atomic():
                     Administrator.update(password_hash=hash_password(password)).where(
                         Administrator.id == admin.id).execute()

@@ -3,13 +3,15 @@
 Sessions are Flask's signed cookies under the per-device session key,
 HttpOnly and SameSite=Strict. Every POST carries a CSRF token bound to the
 session. Failed logins are throttled per client address and per username
-with a delay that doubles after a few failures.
+with a delay that doubles after a few failures, counted before the password
+is checked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import threading
 import time
@@ -21,6 +23,22 @@ from flask import abort, request, session
 
 FREE_FAILURES = 3
 MAX_DELAY = 300.0
+#: A key with no failure for this long is forgotten (longer than the longest delay).
+FORGET_SECONDS = 3600.0
+
+
+def client_key() -> str:
+    """The throttle key of the request's client: its IPv4 address, or its IPv6 /64 (one host's share)."""
+    raw = request.remote_addr or "?"
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        return f"ip:{raw[:64]}"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return f"ip:{address.ipv4_mapped}"
+        return f"ip:{ipaddress.IPv6Network((address, 64), strict=False)}"
+    return f"ip:{address}"
 
 
 def fingerprint(password_hash: str) -> str:
@@ -131,34 +149,50 @@ class Cooldown:
 class _Record:
     failures: int = 0
     blocked_until: float = 0.0
+    last: float = 0.0  # the last failure
 
 
 class Throttle:
-    """Growing delay after failed logins, by client address and by username."""
+    """Growing delay after failed attempts, by client address and by username, counted before the check.
 
-    def __init__(self, clock=time.monotonic):
+    :meth:`attempt` counts an attempt as failed *before* the password is checked, so parallel attempts see
+    each other (twelve at once from one address no longer all get through); :meth:`succeeded` clears it.
+    After ``FREE_FAILURES`` failures the delay doubles with each one, up to ``MAX_DELAY``; a key with no
+    failure for ``FORGET_SECONDS`` starts afresh. A username held back by failures holds back only the
+    addresses that have failed themselves: a stranger can slow the guessing of the administrator's name,
+    but cannot lock the administrator out, who gets a first try from any fresh address. The records are a
+    :class:`BoundedTable`: a flood of names or addresses cannot flush them.
+    """
+
+    def __init__(self, clock=time.monotonic, size: int = MAX_RECORDS):
         self._clock = clock
-        self._records: dict[str, _Record] = {}
+        self._records: BoundedTable[_Record] = BoundedTable(
+            _Record, lambda r, now: r.blocked_until <= now and now - r.last >= FORGET_SECONDS, size)
         self._lock = threading.Lock()
 
-    def wait_seconds(self, *keys: str) -> float:
+    def attempt(self, address: str, user: str = "") -> float:
+        """0 when the attempt may go ahead (it now counts as failed until :meth:`succeeded`), else the
+        seconds to wait (and nothing is counted)."""
         now = self._clock()
         with self._lock:
-            return max((max(r.blocked_until - now, 0.0) for k in keys if (r := self._records.get(k))), default=0.0)
-
-    def failed(self, *keys: str) -> None:
-        now = self._clock()
-        with self._lock:
-            for key in keys:
-                record = self._records.setdefault(key, _Record())
+            own = self._records.get(address, now)
+            held = [own, self._records.get(user, now) if user else None] if own is not None else []
+            wait = max((r.blocked_until - now for r in held if r is not None), default=0.0)
+            if wait > 0:
+                return wait
+            for key in filter(None, (address, user)):
+                record = self._records.touch(key, now)
                 record.failures += 1
+                record.last = now
                 if record.failures > FREE_FAILURES:
-                    delay = min(2.0 ** (record.failures - FREE_FAILURES), MAX_DELAY)
-                    record.blocked_until = now + delay
-            if len(self._records) > 10_000:  # bounded memory under a flood of names
-                self._records.clear()
+                    record.blocked_until = now + min(2.0 ** (record.failures - FREE_FAILURES), MAX_DELAY)
+            return 0.0
 
-    def succeeded(self, *keys: str) -> None:
+    def succeeded(self, address: str, user: str = "") -> None:
         with self._lock:
-            for key in keys:
-                self._records.pop(key, None)
+            for key in filter(None, (address, user)):
+                self._records.pop(key)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._records)
