@@ -70,6 +70,8 @@ def test_launcher_runs_the_appliance_and_ctrl_c_stops_it(short_tmp: Path) -> Non
             proc.kill()
     assert proc.returncode == 0
     assert f"http://127.0.0.1:{port}/api/otp" in out
+    code = otppi(root, "setup-code").stdout.strip()
+    assert f"create the administrator with setup code {code}" in out
     assert "every component stopped" in out
     with pytest.raises(requests.ConnectionError):
         requests.post(f"http://127.0.0.1:{port}/api/sms", timeout=2)  # nothing left listening

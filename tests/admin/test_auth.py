@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 import pytest
 from flask.sessions import SecureCookieSessionInterface
 
-from otppi import keys
+from otppi import keys, setup_code
 from otppi.admin.auth import GENERIC_RESET
-from otppi.admin.security import FORGET_SECONDS, FREE_FAILURES, MAX_DELAY, MAX_RECORDS, Throttle
+from otppi.admin.security import FORGET_SECONDS, FREE_FAILURES, MAX_DELAY, MAX_RECORDS, SESSION_HOURS, Throttle
 from otppi.auth import ARGON2, ARGON2_THREADS, DUMMY_HASH, HASHER, check_password, verify_password
 from otppi.seal import unseal
 from otppi.store import settings
@@ -24,7 +24,7 @@ from otppi.store.db import db
 from otppi.admin import reset
 from otppi.contract import validate as build
 from otppi.store import outbox
-from otppi.store.models import Administrator, EmailOutbox, ResetCode, SmsOutbox
+from otppi.store.models import AdminSession, Administrator, EmailOutbox, ResetCode, SmsOutbox
 
 from .conftest import (
     ADMIN_PASSWORD,
@@ -36,6 +36,7 @@ from .conftest import (
     post_form,
     protected_routes,
     routes,
+    setup_code_of,
 )
 
 COOKIE = "otppi_admin"
@@ -96,6 +97,49 @@ def test_setup_explains_a_bad_field_beside_it_and_creates_nothing(client, field,
     assert re.search(rf'id="f-{field}"[^>]*aria-invalid="true"[^>]*>\s*<p class="error" id="e-{field}">[^<]*'
                      rf'{re.escape(message)}', html), html
     assert Administrator.select().count() == 0
+
+
+def test_setup_needs_the_devices_setup_code(admin_app, paths, client):
+    """Any network client could create the first administrator before; now only one that has the code."""
+    page = client.get("/setup").get_data(as_text=True)
+    assert 'name="setup_code"' in page
+    for wrong in ("", "AAAA-AAAA-AAAA", setup_code_of(client)[:-1]):
+        response = create_admin(client, code=wrong)
+        assert response.status_code == 200 and "wrong setup code" in response.get_data(as_text=True)
+    assert Administrator.select().count() == 0
+    typed = setup_code_of(client).lower().replace("-", " ")  # as read off a screen and typed on a phone
+    assert create_admin(client, code=typed).status_code == 302
+    assert Administrator.select().count() == 1
+
+
+def test_the_setup_code_is_made_once_kept_private_and_gone_with_the_first_administrator(admin_app, paths, client):
+    path = keys.setup_code_file(paths)
+    code = path.read_text().strip()
+    assert re.fullmatch(r"[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}", code)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert setup_code.ensure(paths) == code, "never regenerated while present"
+    assert code not in (paths.database.read_bytes() + paths.database.with_name("otppi.db-wal").read_bytes()
+                        ).decode("latin-1"), "the store keeps only an HMAC of it"
+    assert create_admin(client).status_code == 302
+    assert not path.exists()
+    assert setup_code.ensure(paths) is None
+    # Were every administrator removed, the old code would not open the page again.
+    with db.atomic():
+        Administrator.delete().execute()
+    assert create_admin(admin_app.test_client(), code=code).status_code == 200
+    assert Administrator.select().count() == 0
+
+
+def test_setup_code_guessing_is_throttled_like_logins(admin_app, client):
+    now = [1000.0]
+    admin_app.extensions["otppi_throttle"] = Throttle(clock=lambda: now[0])
+    for _ in range(FREE_FAILURES + 1):
+        assert create_admin(client, code="AAAA-AAAA-AAAA").status_code == 200
+    held = create_admin(client)  # the right code, during the wait
+    assert held.status_code == 429 and "too many wrong setup codes" in held.get_data(as_text=True)
+    assert Administrator.select().count() == 0
+    now[0] += 2.5
+    assert create_admin(client).status_code == 302
 
 
 def test_setup_is_gone_for_good_once_an_administrator_exists(admin_app, client):
@@ -258,6 +302,18 @@ def test_login_never_redirects_off_the_device(client, target):
     assert not re.search(r"[\x00-\x20]", location)
 
 
+@pytest.mark.parametrize("query", ["/%09/evil.example", "/%0a/evil.example", "/%0d%0a/evil.example",
+                                   "%2F%2Fevil.example", "/%5Cevil.example", "/%20/evil.example", "https:/evil.example",
+                                   "/%7f/evil.example"])
+def test_login_refuses_a_next_that_browsers_may_read_as_another_host(client, query):
+    """Browsers drop tabs and newlines from URLs: /<TAB>/evil.example became //evil.example, off-site."""
+    create_admin(client)
+    logout(client)
+    response = post_form(client, f"/login?next={query}", {"username": ADMIN_USER, "password": ADMIN_PASSWORD},
+                         page="/login")
+    assert response.status_code == 302 and _location(response) == "/"
+
+
 def test_login_returns_to_the_page_asked_for(client):
     create_admin(client)
     logout(client)
@@ -307,6 +363,31 @@ def test_session_expires_after_the_idle_minutes(admin_client):
         session["seen"] = time.time() - 5 * 60 - 5
     assert _is_login_redirect(admin_client.get("/settings/general"))
     assert not _logged_in(admin_client)
+
+
+def test_logout_ends_the_session_on_the_server(admin_app, admin_client):
+    """A copy of the cookie taken before logging out used to stay good until its idle time ran out."""
+    copied = admin_client.get_cookie(COOKIE).value
+    assert _is_login_redirect(logout(admin_client))
+    thief = admin_app.test_client()
+    thief.set_cookie(COOKIE, copied)
+    assert _is_login_redirect(thief.get("/password"))
+    assert AdminSession.select().count() == 0
+
+
+def test_a_session_ends_after_its_absolute_lifetime_however_active(admin_client):
+    assert _logged_in(admin_client)
+    (row,) = AdminSession.select()
+    assert row.expires_at - row.created_at == SESSION_HOURS * 3600
+    with db.atomic():
+        AdminSession.update(expires_at=time.time() - 1).execute()
+    assert _logged_in(admin_client) is False  # active a moment ago, within the idle minutes
+
+
+def test_the_store_keeps_no_session_token(admin_client):
+    token = admin_client.get_cookie(COOKIE).value
+    (row,) = AdminSession.select()
+    assert row.token_hash not in token and len(row.token_hash) == 64
 
 
 def test_a_deleted_administrators_session_dies(admin_client):
@@ -616,3 +697,20 @@ def test_a_password_set_elsewhere_ends_the_admins_other_sessions(admin_app, admi
     Administrator.update(password_hash=hash_password("another password")).execute()
     response = admin_client.get("/settings/general")
     assert response.status_code == 302 and "/login" in response.location
+
+
+def test_the_admin_web_takes_its_keys_from_systemd_credentials_when_given(paths, short_tmp):
+    """On the device the admin web runs as its own user, which cannot read the secrets folder: systemd hands
+    it the two keys it needs (LoadCredential=, $CREDENTIALS_DIRECTORY)."""
+    from otppi.admin.app import create_app
+    from otppi.paths import Paths
+
+    credentials = short_tmp / "credentials"
+    credentials.mkdir()
+    for name in ("session.key", "otp.key"):
+        (credentials / name).write_bytes(bytes(reversed(keys.session_key(paths) if name == "session.key"
+                                                        else keys.otp_key(paths))))
+    given = Paths.from_env({"OTPPI_ROOT": str(paths.root), "CREDENTIALS_DIRECTORY": str(credentials)})
+    app = create_app(given)
+    assert app.config["SECRET_KEY"] == (credentials / "session.key").read_bytes() != keys.session_key(paths)
+    assert app.config["OTPPI_OTP_KEY"] == (credentials / "otp.key").read_bytes()

@@ -12,7 +12,7 @@ from .. import keys
 from ..paths import Paths
 from ..store.models import AdminSettings, Administrator
 from . import auth, nav, settings_pages
-from .security import Cooldown, Throttle, check_csrf, csrf_token, fingerprint
+from .security import Cooldown, Throttle, check_csrf, csrf_token, end_session, fingerprint, session_is_live
 
 #: Reachable without logging in (the login gate lets them through).
 PUBLIC = {"auth.login", "auth.setup", "auth.forgot", "auth.reset", "static"}
@@ -54,12 +54,12 @@ def create_app(paths: Paths | None = None, test_config: dict | None = None) -> F
         user = session.get("admin")
         minutes = AdminSettings.load().session_minutes
         if user and time.time() - session.get("seen", 0) > minutes * 60:
-            session.clear()
+            end_session()
             user = None
         if user:
             row = Administrator.get_or_none(Administrator.username == user)
-            if row is None or session.get("pw") != fingerprint(row.password_hash):
-                session.clear()
+            if row is None or session.get("pw") != fingerprint(row.password_hash) or not session_is_live(row):
+                end_session()
                 user = None
         if user:
             session["seen"] = time.time()

@@ -1,8 +1,11 @@
 """Sessions, CSRF tokens and login throttling for the admin web.
 
 Sessions are Flask's signed cookies under the per-device session key,
-HttpOnly and SameSite=Strict. Every POST carries a CSRF token bound to the
-session. Failed logins are throttled per client address and per username
+HttpOnly and SameSite=Strict, each also a row in the store (``AdminSession``,
+the SHA-256 of a random token the cookie carries): logging out deletes the
+row, so a copied cookie dies with it, and every session ends
+``SESSION_HOURS`` after login however active it is. Every POST carries a CSRF
+token bound to the session. Failed logins are throttled per client address and per username
 with a delay that doubles after a few failures, counted before the password
 is checked.
 """
@@ -20,6 +23,9 @@ from dataclasses import dataclass
 from typing import Callable, Generic, TypeVar
 
 from flask import abort, request, session
+
+from ..store.db import db
+from ..store.models import AdminSession, Administrator
 
 FREE_FAILURES = 3
 MAX_DELAY = 300.0
@@ -44,6 +50,55 @@ def client_key() -> str:
 def fingerprint(password_hash: str) -> str:
     """Kept in the session: a changed password (or a removed admin) ends every session of that admin."""
     return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+#: The absolute lifetime of a session (``admin.session_minutes`` is the idle limit).
+SESSION_HOURS = 12
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(admin: Administrator) -> None:
+    """Log *admin* in: a fresh cookie and its row in the store (expired rows are cleared on the way)."""
+    now = time.time()
+    token = secrets.token_urlsafe(32)
+    with db.atomic():
+        AdminSession.delete().where(AdminSession.expires_at <= now).execute()
+        AdminSession.create(token_hash=_token_hash(token), admin=admin.id, created_at=now,
+                            expires_at=now + SESSION_HOURS * 3600)
+    session.clear()
+    session.update(admin=admin.username, seen=now, pw=fingerprint(admin.password_hash), sid=token)
+
+
+def session_is_live(admin: Administrator) -> bool:
+    """Whether this request's cookie names a session of *admin* the store still holds and that has not
+    outlived SESSION_HOURS."""
+    token = session.get("sid")
+    if not isinstance(token, str):
+        return False
+    row = AdminSession.get_or_none(AdminSession.token_hash == _token_hash(token))
+    return row is not None and row.admin_id == admin.id and row.expires_at > time.time()
+
+
+def end_session() -> None:
+    """Log out: the store forgets the session, so the cookie (or a copy of it) opens nothing any more."""
+    token = session.get("sid")
+    if isinstance(token, str):
+        with db.atomic():
+            AdminSession.delete().where(AdminSession.token_hash == _token_hash(token)).execute()
+    session.clear()
+
+
+def end_other_sessions(admin: Administrator) -> None:
+    """Every session of *admin* but this request's (after a password change), or every one (after a reset)."""
+    token = session.get("sid") if session.get("admin") == admin.username else None
+    query = AdminSession.delete().where(AdminSession.admin == admin.id)
+    if isinstance(token, str):
+        query = query.where(AdminSession.token_hash != _token_hash(token))
+    with db.atomic():
+        query.execute()
 
 
 def csrf_token() -> str:

@@ -55,12 +55,12 @@ def _admin(database: SqliteDatabase) -> None:
 
 def _admin_security(database: SqliteDatabase) -> None:
     """OTP references scoped to their owner (the source that made them): unique on (owner, reference);
-    admin reset codes in a table of their own.
+    admin reset codes in a table of their own; admin sessions in the store; the first-run setup code.
 
     Live OTPs keep working: each takes its owner from its message's source. Pending admin reset codes
     (which shared the OTP namespace) are dropped; a new one is a click away.
     """
-    database.create_tables([models.ResetCode], safe=True)
+    database.create_tables([models.ResetCode, models.AdminSession, models.SetupCode], safe=True)
     table = models.Otp._meta.table_name
     _add_missing_columns(database, models.Otp, ["owner"])
     indexes = {index.name for index in database.get_indexes(table)}

@@ -319,6 +319,23 @@ class Administrator(BaseModel):
     last_login_at = FloatField(null=True)
 
 
+class AdminSession(BaseModel):
+    """A logged-in admin web session, so that logging out ends it on the server, and every session ends
+    after an absolute lifetime. The cookie carries a random token, the store only its SHA-256."""
+
+    token_hash = CharField(unique=True)
+    admin = ForeignKeyField(Administrator, on_delete="CASCADE")
+    created_at = FloatField(default=now)
+    expires_at = FloatField()
+
+
+class SetupCode(BaseModel):
+    """The first-run setup code's HMAC (``otppi.setup_code``); the row is deleted with the first administrator."""
+
+    digest = CharField()
+    created_at = FloatField(default=now)
+
+
 class ApiUser(BaseModel):
     username = CharField(unique=True)
     password_hash = CharField()
@@ -601,7 +618,7 @@ LIST_MODELS: tuple[type[BaseModel], ...] = (
     KeystoreEntry,
 )
 
-QUEUE_MODELS: tuple[type[BaseModel], ...] = (SmsOutbox, EmailOutbox, Otp, ResetCode, InboxMessage, InboxPart,
-                                              ModemStatus, Event)
+QUEUE_MODELS: tuple[type[BaseModel], ...] = (SmsOutbox, EmailOutbox, Otp, ResetCode, AdminSession, SetupCode,
+                                              InboxMessage, InboxPart, ModemStatus, Event)
 
 ALL_MODELS: tuple[type[BaseModel], ...] = (Meta,) + SETTINGS_PAGES + LIST_MODELS + QUEUE_MODELS
