@@ -33,6 +33,27 @@ def test_migrate_twice(root: Path) -> None:
     assert oct((root / "var/lib/otppi/secrets/otp.key").stat().st_mode & 0o777) == "0o600"
 
 
+def test_the_setup_code_is_made_by_migrate_printed_and_gone_once_an_administrator_exists(root: Path) -> None:
+    path = root / "var/lib/otppi/secrets/setup.code"
+    code = otppi(root, "setup-code").stdout.strip()
+    assert code == path.read_text().strip() and len(code) == 14
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    otppi(root, "migrate")
+    assert otppi(root, "setup-code").stdout.strip() == code, "never regenerated while present"
+    otppi(root, "admin", "add", "root", "--password-stdin", stdin="s3cret pass\n")
+    assert not path.exists()
+    assert "an administrator exists" in fails(root, "setup-code")
+    otppi(root, "migrate")
+    assert not path.exists()
+
+
+def test_the_database_is_shared_with_the_group(root: Path) -> None:
+    """The admin web runs as its own user in group otppi: it must write the store (and its -wal/-shm)."""
+    database = root / "var/lib/otppi/otppi.db"
+    assert database.stat().st_mode & 0o660 == 0o660
+    assert (root / "var/lib/otppi").stat().st_mode & 0o070 == 0o070
+
+
 def test_admin_and_api_user(root: Path) -> None:
     assert otppi(root, "admin", "add", "root", "--password-stdin", "--email", "ops@example.com",
                  stdin="s3cret\n").stdout == "administrator 'root' added\n"

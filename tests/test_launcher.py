@@ -32,9 +32,27 @@ def test_long_running_units_are_notify_with_watchdog_and_restart() -> None:
         assert unit.type == "notify", unit.name
         assert unit.get("Service", "WatchdogSec"), unit.name
         assert unit.get("Service", "Restart") == "on-failure", unit.name
-        assert unit.get("Service", "User") == "otppi", unit.name
+        assert unit.get("Service", "User") == ("otppi-admin" if unit.name == "otppi-admin.service" else "otppi")
         assert unit.get("Service", "MemoryMax"), unit.name
         assert "otppi-migrate.service" in unit.get_all("Unit", "After"), unit.name
+
+
+def test_every_unit_shares_the_store_and_sockets_with_the_group() -> None:
+    """The admin web runs as its own user in group otppi: files, sockets and the database must let it in."""
+    for unit in target_units(UNITS):
+        assert unit.get("Service", "Group") == "otppi", unit.name
+        assert unit.get("Service", "UMask") == "0007", unit.name
+    migrate = parse_unit(UNITS / "otppi-migrate.service")
+    assert migrate.get("Service", "StateDirectoryMode") == "0770"  # SQLite makes -wal/-shm beside the database
+    assert migrate.get("Service", "RuntimeDirectory") == "otppi"  # made before the admin web starts
+
+
+def test_the_admin_web_gets_its_keys_from_systemd_and_never_the_secrets_folder() -> None:
+    admin = parse_unit(UNITS / "otppi-admin.service")
+    assert not admin.get("Service", "RuntimeDirectory"), "systemd would chown /run/otppi to otppi-admin"
+    assert sorted(admin.options[("Service", "LoadCredential")]) == [
+        "otp.key:/var/lib/otppi/secrets/otp.key", "session.key:/var/lib/otppi/secrets/session.key"]
+    assert admin.get("Service", "InaccessiblePaths") == "/var/lib/otppi/secrets"
 
 
 def test_exec_start_maps_to_this_interpreter() -> None:
@@ -70,6 +88,8 @@ def test_launcher_runs_the_appliance_and_ctrl_c_stops_it(short_tmp: Path) -> Non
             proc.kill()
     assert proc.returncode == 0
     assert f"http://127.0.0.1:{port}/api/otp" in out
+    code = otppi(root, "setup-code").stdout.strip()
+    assert f"create the administrator with setup code {code}" in out
     assert "every component stopped" in out
     with pytest.raises(requests.ConnectionError):
         requests.post(f"http://127.0.0.1:{port}/api/sms", timeout=2)  # nothing left listening

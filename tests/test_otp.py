@@ -19,14 +19,16 @@ RECEIVER = "08126666666"
 PARAMS = {"param1": "100000", "param2": "1234567890", "param3": "987654", "param4": "674527846556468254"}
 
 
-def create(handler: Handler, reference: str = "ref-alpha", receiver: str = RECEIVER, **extra) -> dict:
+def create(handler: Handler, reference: str = "ref-alpha", receiver: str = RECEIVER, source: str = "test",
+           **extra) -> dict:
     data = {"receiver": receiver, "reference": reference, "message": "Your OTP is %s", **PARAMS, **extra}
-    return handler.handle(build({"command": "create-otp", "data": data}), source="test")
+    return handler.handle(build({"command": "create-otp", "data": data}), source=source)
 
 
-def check(handler: Handler, code: str, reference: str = "ref-alpha", receiver: str = RECEIVER, **params) -> str:
+def check(handler: Handler, code: str, reference: str = "ref-alpha", receiver: str = RECEIVER, source: str = "test",
+          **params) -> str:
     data = {"receiver": receiver, "reference": reference, "otp": code, **PARAMS, **params}
-    return handler.handle(build({"command": "validate-otp", "data": data}), source="test")["response_code"]
+    return handler.handle(build({"command": "validate-otp", "data": data}), source=source)["response_code"]
 
 
 def deliver(paths: Paths, state: str = "sent") -> list[str]:
@@ -83,7 +85,7 @@ def test_only_a_keyed_hash_is_stored(handler: Handler, paths: Paths) -> None:
     create(handler)
     row = Otp.get()
     assert re.fullmatch(r"[0-9a-f]{64}", row.mac)
-    assert set(Otp._meta.fields) == {"id", "reference", "mac", "channel", "state", "attempts", "created_at",
+    assert set(Otp._meta.fields) == {"id", "owner", "reference", "mac", "channel", "state", "attempts", "created_at",
                                      "expires_at", "sms", "email"}
 
 
@@ -117,9 +119,9 @@ def test_wrong_code_and_unknown_reference_answer_alike(handler: Handler, paths: 
     code = code_of(deliver(paths)[0])
     wrong = "000000" if code != "000000" else "111111"
     a = handler.handle(build({"command": "validate-otp", "data": {
-        "receiver": RECEIVER, "reference": "ref-alpha", "otp": wrong, **PARAMS}}), source="t")
+        "receiver": RECEIVER, "reference": "ref-alpha", "otp": wrong, **PARAMS}}), source="test")
     b = handler.handle(build({"command": "validate-otp", "data": {
-        "receiver": RECEIVER, "reference": "ref-unknown", "otp": wrong, **PARAMS}}), source="t")
+        "receiver": RECEIVER, "reference": "ref-unknown", "otp": wrong, **PARAMS}}), source="test")
     a["data"].pop("reference"), b["data"].pop("reference")
     assert a == b
 
@@ -137,6 +139,28 @@ def test_live_duplicate_reference_is_refused(handler: Handler, paths: Paths) -> 
     assert create(handler)["response_code"] == codes.QUEUED
     assert create(handler)["response_code"] == codes.OTP_LIVE
     assert SmsOutbox.select().count() == 1, "nothing is queued for the refused duplicate"
+
+
+def test_another_source_cannot_validate_probe_or_void_a_reference(handler: Handler, paths: Paths) -> None:
+    create(handler, source="rest:alice")
+    code = code_of(deliver(paths)[0])
+    # Bob, another API user, knows the reference (and even the code): to him it is an unknown reference.
+    assert [check(handler, code, source="rest:bob") for _ in range(6)] == [codes.OTP_INVALID] * 6
+    assert check(handler, code, source="amqp") == codes.OTP_INVALID
+    row = Otp.get()
+    assert (row.owner, row.state, row.attempts) == ("rest:alice", "live", 0), "no attempt burnt, not void"
+    assert check(handler, code, source="rest:alice") == codes.SUCCESS
+
+
+def test_two_sources_may_hold_the_same_reference_at_once(handler: Handler, paths: Paths) -> None:
+    assert create(handler, source="rest:alice")["response_code"] == codes.QUEUED
+    assert create(handler, source="rest:bob")["response_code"] == codes.QUEUED, "not 1201: Bob's own reference"
+    assert create(handler, source="rest:bob")["response_code"] == codes.OTP_LIVE
+    alice, bob = (code_of(body) for body in deliver(paths))
+    if alice != bob:
+        assert check(handler, alice, source="rest:bob") == codes.OTP_INVALID
+    assert check(handler, bob, source="rest:bob") == codes.SUCCESS
+    assert check(handler, alice, source="rest:alice") == codes.SUCCESS
 
 
 def test_used_or_expired_reference_can_be_reused(handler: Handler, paths: Paths) -> None:

@@ -8,12 +8,13 @@ import traceback
 from pathlib import Path
 
 import pytest
+from peewee import IntegrityError
 
 from otppi import keys
 from otppi.contract import validate as build
 from otppi.paths import Paths
-from otppi.store import settings
-from otppi.store.db import db, open_database
+from otppi.store import models, settings
+from otppi.store.db import close_database, db, open_database
 from otppi.store.migrations import LATEST, current_version, migrate, require_current
 from otppi.store.models import BlockedNumber, Otp, SmsOutbox
 
@@ -152,3 +153,37 @@ def test_upgrade_from_version_1_keeps_data_and_adds_columns(short_tmp: Path) -> 
         assert SmsOutbox.get().tried == ""
     finally:
         db.close()
+
+
+def test_migration_7_scopes_live_otps_to_their_source_and_drops_shared_reset_codes(short_tmp: Path) -> None:
+    """A version-4 store (references unique across every source) keeps its live OTPs under their owner."""
+    from otppi.store import migrations
+
+    path = short_tmp / "old.db"
+    open_database(path)
+    try:
+        db.create_tables([m for m in models.ALL_MODELS if m is not models.Otp])
+        db.execute_sql('CREATE TABLE "otp" ("id" INTEGER NOT NULL PRIMARY KEY, "reference" VARCHAR(255) NOT NULL, '
+                       '"mac" VARCHAR(255) NOT NULL, "channel" VARCHAR(255) NOT NULL, "state" VARCHAR(255) NOT NULL, '
+                       '"attempts" INTEGER NOT NULL, "created_at" REAL NOT NULL, "expires_at" REAL NOT NULL, '
+                       '"sms_id" INTEGER, "email_id" INTEGER)')
+        db.execute_sql('CREATE UNIQUE INDEX "otp_reference" ON "otp" ("reference")')
+        models.Meta.create(key="schema_version", value=4)
+        sms = models.SmsOutbox.create(kind="otp", source="rest:alice", receiver="6281", body="x")
+        mail = models.EmailOutbox.create(kind="otp", source="mqtt", receiver="a@b.c", body="x")
+        reset = models.SmsOutbox.create(kind="reset", source="admin", receiver="6282", body="x")
+        for reference, link in (("order-1", {"sms_id": sms.id}), ("order-2", {"email_id": mail.id}),
+                                ("admin-reset:1", {"sms_id": reset.id})):
+            db.execute_sql('INSERT INTO otp (reference, mac, channel, state, attempts, created_at, expires_at, '
+                           f'{next(iter(link))}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+                           (reference, "m", "sms", "live", 0, 1.0, 2e9, next(iter(link.values()))))
+
+        assert migrations.migrate(db) == (4, migrations.LATEST)
+        assert sorted((o.owner, o.reference) for o in models.Otp.select()) == [
+            ("mqtt", "order-2"), ("rest:alice", "order-1")]
+        models.Otp.create(owner="rest:bob", reference="order-1", mac="m", expires_at=2e9)  # another owner: fine
+        with pytest.raises(IntegrityError):
+            with db.atomic():
+                models.Otp.create(owner="rest:alice", reference="order-1", mac="m", expires_at=2e9)
+    finally:
+        close_database()

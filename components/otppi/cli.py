@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from peewee import IntegrityError
 
-from . import __version__, keys
+from . import __version__, keys, setup_code
 from .auth import hash_password
 from .cli_mail import add_mail_commands
 from .cli_modem import add_modem_commands
@@ -54,10 +54,21 @@ def _open(paths: Paths) -> None:
 # ---------------------------------------------------------------- commands
 
 
+def _share_database(paths: Paths) -> None:
+    """The database and its -wal/-shm files read and written by group otppi too: the admin web runs as its
+    own user in that group (SQLite makes -wal/-shm with the database file's mode)."""
+    for path in (paths.database, paths.database.with_name(paths.database.name + "-wal"),
+                 paths.database.with_name(paths.database.name + "-shm")):
+        if path.exists() and path.stat().st_mode & 0o660 != 0o660:
+            path.chmod(path.stat().st_mode | 0o660)
+
+
 def cmd_migrate(args: argparse.Namespace, paths: Paths) -> str:
     keys.ensure_all(paths)
     open_database(paths.database)
     before, after = migrate(db)
+    _share_database(paths)
+    setup_code.ensure(paths)  # while no administrator exists; gone once one does
     if before == after:
         return f"schema is up to date (version {after}) at {paths.database}"
     return f"schema migrated from version {before} to {after} at {paths.database}"
@@ -75,7 +86,16 @@ def _add_account(model: Any, what: str, args: argparse.Namespace, **extra: Any) 
 
 
 def cmd_admin_add(args: argparse.Namespace, paths: Paths) -> str:
-    return _add_account(Administrator, "administrator", args, email=args.email or "", phone=args.phone or "")
+    done = _add_account(Administrator, "administrator", args, email=args.email or "", phone=args.phone or "")
+    setup_code.discard(paths)  # an administrator exists: the first-run page and its code are gone
+    return done
+
+
+def cmd_setup_code(args: argparse.Namespace, paths: Paths) -> str:
+    code = setup_code.ensure(paths)
+    if code is None:
+        raise CliError("an administrator exists: there is no setup code any more")
+    return code
 
 
 def cmd_api_user_add(args: argparse.Namespace, paths: Paths) -> str:
@@ -232,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     _sub(top, "migrate", "create or upgrade the database schema and the device keys", cmd_migrate)
+
+    _sub(top, "setup-code", "print the code the admin web's first-run page asks for (while no administrator "
+         "exists)", cmd_setup_code)
 
     admin = _sub(top, "admin", "administrators of the admin web").add_subparsers(dest="action", required=True)
     p = _sub(admin, "add", "add an administrator", cmd_admin_add)

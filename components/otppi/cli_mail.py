@@ -12,15 +12,14 @@ import json
 import sys
 from typing import Any, Callable
 
-from . import doorbell, keys
+from . import keys
 from .contract import ContractError
 from .contract import validate as validate_request
-from .outcome import OutcomeWatcher
+from .outcome import wait_for
 from .paths import Paths
-from .seal import seal
 from .store import email_accounts
-from .store.db import db
 from .store.models import EmailAccount, EmailOutbox
+from .store.outbox import enqueue
 from .store.settings import SettingError
 
 #: Exit status of ``otppi email send`` when the message is queued but its outcome is not known yet.
@@ -132,19 +131,13 @@ def cmd_email_send(args: argparse.Namespace, paths: Paths) -> str:
     if not 0 <= args.wait <= 3600:
         raise CommandError("--wait must be 0 to 3600 seconds")
     receiver = request.data["receiver"]
-    watcher = OutcomeWatcher(paths, "cli")
-    try:
-        with db.atomic():
-            row = EmailOutbox.create(kind="email", source="cli", receiver=receiver,
-                                     subject=request.data.get("subject", ""),
-                                     body=seal(keys.otp_key(paths), request.data["message"]))
-        if not doorbell.ring(paths.doorbell("mailer")):
-            print("queued: the mailer is not running, it sends the message when it starts")
-            raise SystemExit(EXIT_QUEUED)
-        state = watcher.wait(EmailOutbox, row.id, args.wait)
-    finally:
-        watcher.close()
-    row = EmailOutbox.get_by_id(row.id)
+    queued = enqueue(paths, keys.otp_key(paths), EmailOutbox, request.data["message"], kind="email", source="cli",
+                     receiver=receiver, subject=request.data.get("subject", ""))
+    if not queued.rung:
+        print("queued: the mailer is not running, it sends the message when it starts")
+        raise SystemExit(EXIT_QUEUED)
+    state = wait_for(paths, EmailOutbox, queued.id, args.wait, name="cli")
+    row = EmailOutbox.get_by_id(queued.id)
     if state == "sent":
         return f"sent via {row.account}"
     if state in ("failed", "expired"):

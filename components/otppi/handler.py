@@ -14,16 +14,15 @@ from typing import Any, Callable
 
 from peewee import IntegrityError
 
-from . import codes, doorbell, otp
-from .seal import seal
+from . import codes, otp
 from .contract import Request
 from .msisdn import mask, normalize
-from .outcome import OutcomeWatcher
+from .outcome import OutcomeWatcher, wait_for
 from .paths import Paths
 from .store import blocklist
 from .store.db import db
 from .store.models import EmailOutbox, GeneralSettings, Modem, SettingsPage, SmsOutbox, SmsSettings
-from .store.outbox import Outbox, outcome_code
+from .store.outbox import Outbox, enqueue, outcome_code
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +41,10 @@ class Context:
     clock: Callable[[], float] = time.time
     #: Reads a settings page; a long-running process passes a cache it clears on each settings change.
     settings: Callable[[type[SettingsPage]], SettingsPage] = field(default=lambda page: page.load())
+
+
+class _Live(Exception):
+    """The reference already has a live OTP: nothing is queued (1201)."""
 
 
 def response(req_name: str, code: str, data: dict[str, Any] | None = None, message: str = "") -> dict[str, Any]:
@@ -94,15 +97,8 @@ class Handler:
             return now + general.otp_expiration / 1000.0, False
         return expires, bool(general.drop_expire_otp and expires <= now)
 
-    def _ring_owner(self, table: Outbox) -> None:
-        doorbell.ring(self.ctx.paths.doorbell("modem" if table is SmsOutbox else "mailer"))
-
     def _await(self, req: Request, table: Outbox, row_id: int, wait: float, data: dict[str, Any]) -> dict[str, Any]:
-        state = "queued"
-        if wait > 0 and self.ctx.watcher is not None:
-            state = self.ctx.watcher.wait(table, row_id, wait)
-        else:
-            state = table.select(table.state).where(table.id == row_id).scalar()
+        state = wait_for(self.ctx.paths, table, row_id, wait, watcher=self.ctx.watcher, name="handler")
         return self.answer(req.name, table, row_id, state, data)
 
     def answer(self, name: str, table: Outbox, row_id: int, state: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -139,23 +135,22 @@ class Handler:
         body = template.replace("%s", code, 1)
         mac = otp.compute_mac(self.ctx.otp_key, d["reference"], key_receiver, params, code)
         table: Outbox = EmailOutbox if email else SmsOutbox
-        with db.atomic():
-            if not otp.reserve(d["reference"], now):
-                return response(req.name, codes.OTP_LIVE, reply)
-            if email:
-                # Empty: the mailer takes mail.otp_subject, else "<device name> one-time password".
-                row = EmailOutbox.create(kind="otp", source=source, receiver=key_receiver,
-                                         subject=d.get("subject", ""),
-                                         body=seal(self.ctx.otp_key, body), expires_at=expires_at)
-                otp.store(d["reference"], mac, "email", expires_at, email=row)
-            else:
-                row = SmsOutbox.create(kind="otp", source=source, receiver=key_receiver,
-                                       body=seal(self.ctx.otp_key, body),
-                                       expires_at=expires_at)
-                otp.store(d["reference"], mac, "sms", expires_at, sms=row)
-        self._ring_owner(table)
+        channel = "email" if email else "sms"
+        # Empty subject: the mailer takes mail.otp_subject, else "<device name> one-time password".
+        fields = {"subject": d.get("subject", "")} if email else {}
+
+        def store_otp(row) -> None:
+            if not otp.reserve(source, d["reference"], now):
+                raise _Live
+            otp.store(source, d["reference"], mac, channel, expires_at, **{channel: row})
+
+        try:
+            queued = enqueue(self.ctx.paths, self.ctx.otp_key, table, body, inside=store_otp, kind="otp",
+                             source=source, receiver=key_receiver, expires_at=expires_at, **fields)
+        except _Live:
+            return response(req.name, codes.OTP_LIVE, reply)
         log.info("otp queued ref=%s to=%s via %s", d["reference"][:32], mask(key_receiver), source)
-        return self._await(req, table, row.id, wait, reply)
+        return self._await(req, table, queued.id, wait, reply)
 
     def _validate_otp(self, req: Request, source: str, wait: float) -> dict[str, Any]:
         d = req.data
@@ -163,7 +158,7 @@ class Handler:
         key_receiver = receiver.strip().lower() if "@" in receiver else self._msisdn(receiver)
         params = [d.get(f"param{i}", "") for i in range(1, 5)]
         general = self.ctx.settings(GeneralSettings)
-        code = otp.validate(self.ctx.otp_key, d["reference"], key_receiver, params, d["otp"],
+        code = otp.validate(self.ctx.otp_key, source, d["reference"], key_receiver, params, d["otp"],
                             now=self.ctx.clock(), max_attempts=general.otp_max_attempts)
         reply = {"date_time": d.get("date_time", int(self.ctx.clock())), "receiver": receiver,
                  "reference": d["reference"]}
@@ -179,15 +174,12 @@ class Handler:
         key = req.data.get("id")
         message_key = f"{req.command}:{key}" if key is not None else None
         try:
-            with db.atomic():
-                row = table.create(message_key=message_key, source=source, receiver=receiver,
-                                   body=seal(self.ctx.otp_key, req.data["message"]), expires_at=expires_at, **fields)
+            row_id = enqueue(self.ctx.paths, self.ctx.otp_key, table, req.data["message"], message_key=message_key,
+                             source=source, receiver=receiver, expires_at=expires_at, **fields).id
         except IntegrityError:
             # Seen before (maybe through another broker): answer with the first outcome, never send twice.
-            row = table.get(table.message_key == message_key)
-            return self._await(req, table, row.id, wait, reply)
-        self._ring_owner(table)
-        return self._await(req, table, row.id, wait, reply)
+            row_id = table.get(table.message_key == message_key).id
+        return self._await(req, table, row_id, wait, reply)
 
     def _send_sms(self, req: Request, source: str, wait: float) -> dict[str, Any]:
         d = req.data

@@ -1,8 +1,13 @@
-"""Per-device secrets: the OTP key, the session key, and the TLS key and certificate.
+"""Per-device secrets: the OTP key, the session key, the TLS key and certificate, and the setup code.
 
 Made once per device (first boot on the image, ``otppi migrate`` in a dev
 root), mode 0600, never regenerated while present: a new OTP key would void
-every live OTP, a new session key every admin session.
+every live OTP, a new session key every admin session. A component that may
+not read the secrets folder (the admin web, its own user) gets the keys it
+needs from systemd (``LoadCredential=``, ``Paths.credentials``).
+
+The setup code (:mod:`otppi.setup_code`) is a secret of the same kind, made
+here while the device has no administrator.
 """
 
 from __future__ import annotations
@@ -26,12 +31,28 @@ def _ensure_random(path: Path) -> bytes:
     return data
 
 
+def _key(paths: Paths, name: str) -> bytes:
+    if paths.credentials is not None and (paths.credentials / name).exists():
+        return _ensure_random(paths.credentials / name)
+    return _ensure_random(paths.secrets_dir / name)
+
+
 def otp_key(paths: Paths) -> bytes:
-    return _ensure_random(paths.secrets_dir / "otp.key")
+    return _key(paths, "otp.key")
 
 
 def session_key(paths: Paths) -> bytes:
-    return _ensure_random(paths.secrets_dir / "session.key")
+    return _key(paths, "session.key")
+
+
+def setup_code_file(paths: Paths) -> Path:
+    return paths.secrets_dir / "setup.code"
+
+
+def write_secret(path: Path, text: str) -> None:
+    """A secret made here: mode 0600 in the private secrets folder."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    atomic_write(path, text.encode(), mode=0o600)
 
 
 def tls_files(paths: Paths) -> tuple[Path, Path]:

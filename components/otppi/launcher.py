@@ -121,9 +121,12 @@ def run(root: Path, units_dir: Path, restart_delay: float = 2.0, sim_modems: int
         child.start()
     api_port = _cli(root, "settings", "get", "api.http_port").stdout.strip()
     admin_port = _cli(root, "settings", "get", "admin.port").stdout.strip()
+    code = _cli(root, "setup-code")
+    first = (f"first visit: create the administrator with setup code {code.stdout.strip()}" if code.returncode == 0
+             else "log in")
     print(
         f"\nOTP-Pi is running from {root}\n"
-        f"  admin web: http://127.0.0.1:{admin_port}/   (first visit: create the administrator)\n"
+        f"  admin web: http://127.0.0.1:{admin_port}/   ({first})\n"
         f"  REST API:  http://127.0.0.1:{api_port}/api/otp   (user {DEMO_USER}, password {DEMO_PASSWORD})\n"
         f"  try:       curl -u {DEMO_USER}:{DEMO_PASSWORD} -d '{{\"command\":\"echo\",\"data\":{{}}}}' "
         f"http://127.0.0.1:{api_port}/api/sms\n"

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import control, doorbell
+from . import control
 from .contract import ContractError
 from .contract import validate as validate_request
 from .msisdn import normalize
-from .outcome import OutcomeWatcher
+from .outcome import wait_for
 from .paths import Paths
-from .seal import seal
-from .store.db import db
 from .store.models import BlockedNumber, Modem, SmsOutbox, SmsSettings
+from .store.outbox import enqueue
 
 STATUS_TIMEOUT = 5.0
 
@@ -69,14 +68,8 @@ def queue(paths: Paths, key: bytes, receiver: str, text: str, *, via: str = "", 
     running = control.call(paths, {"op": "status"}, STATUS_TIMEOUT)
     if not running.get("ok"):
         raise ManualSmsError(f"{running.get('error')}: nothing queued")
-    watcher = OutcomeWatcher(paths, source)
-    try:
-        with db.atomic():
-            row = SmsOutbox.create(kind="manual", source=source, receiver=msisdn, via=via,
-                                   body=seal(key, request.data["message"]))
-        doorbell.ring(paths.doorbell("modem"))
-        watcher.wait(SmsOutbox, row.id, wait)
-    finally:
-        watcher.close()
-    row = SmsOutbox.get_by_id(row.id)
+    queued = enqueue(paths, key, SmsOutbox, request.data["message"], kind="manual", source=source,
+                     receiver=msisdn, via=via)
+    wait_for(paths, SmsOutbox, queued.id, wait, name=source)
+    row = SmsOutbox.get_by_id(queued.id)
     return Outcome(row.state, msisdn, row.modem, row.last_error)

@@ -4,6 +4,10 @@ Only HMAC-SHA256(device OTP key, reference, receiver, param1..4, code) is
 stored; the clear code exists in the outbox body until the message leaves,
 then it is erased. Validation compares in constant time, allows one success,
 and voids the OTP after too many wrong attempts.
+
+A reference belongs to its *owner*, the source that created it (``rest:<API
+user>`` or a feeder's name): another owner may use the same reference at the
+same time, and cannot validate, probe or void the first one's OTP.
 """
 
 from __future__ import annotations
@@ -46,9 +50,13 @@ def _is_live(row: Otp, now: float) -> bool:
     return True
 
 
-def reserve(reference: str, now: float) -> bool:
-    """Inside a write transaction: free *reference* for a new OTP, or False if one is live."""
-    row = Otp.get_or_none(Otp.reference == reference)
+def _find(owner: str, reference: str) -> Otp | None:
+    return Otp.get_or_none((Otp.owner == owner) & (Otp.reference == reference))
+
+
+def reserve(owner: str, reference: str, now: float) -> bool:
+    """Inside a write transaction: free *owner*'s *reference* for a new OTP, or False if one is live."""
+    row = _find(owner, reference)
     if row is None:
         return True
     if _is_live(row, now):
@@ -57,14 +65,15 @@ def reserve(reference: str, now: float) -> bool:
     return True
 
 
-def store(reference: str, mac: str, channel: str, expires_at: float, *, sms=None, email=None) -> Otp:
+def store(owner: str, reference: str, mac: str, channel: str, expires_at: float, *, sms=None, email=None) -> Otp:
     return Otp.create(
-        reference=reference, mac=mac, channel=channel, expires_at=expires_at, sms=sms, email=email
+        owner=owner, reference=reference, mac=mac, channel=channel, expires_at=expires_at, sms=sms, email=email
     )
 
 
 def validate(
     key: bytes,
+    owner: str,
     reference: str,
     receiver: str,
     params: Sequence[str],
@@ -76,10 +85,11 @@ def validate(
     """Check a code once and return its response code; the attempt counts in the same transaction.
 
     A wrong code and an unknown reference answer alike (1202), so the answer
-    never tells a guesser which references exist.
+    never tells a guesser which references exist; another owner's reference is
+    an unknown one (its attempts and state are not touched).
     """
     with db.atomic():
-        row = Otp.get_or_none(Otp.reference == reference)
+        row = _find(owner, reference)
         if row is None or row.state == "used":
             return codes.OTP_INVALID
         if row.state == "void":

@@ -8,7 +8,9 @@ and tells the waiters whose rows are final. A slow poll covers a lost ring.
 Waiters are either threads (:meth:`OutcomeWatcher.wait`) or coroutines
 (:meth:`OutcomeWatcher.until_final`): a coroutine waiting holds no thread, so
 the REST server can keep a thousand requests waiting for their SMS at the
-cost of a future each.
+cost of a future each. :func:`wait_for` is the one wait every producer uses:
+a long-running process passes the watcher it keeps, a short-lived one binds
+a bell for that one wait.
 """
 
 from __future__ import annotations
@@ -178,3 +180,21 @@ class OutcomeWatcher:
         ring(self._bell.path)  # wake the listener so it sees the stop at once
         self._thread.join(timeout=2)
         self._bell.close()
+
+
+def wait_for(paths: Paths, table: Outbox, row_id: int, timeout: float, *, watcher: OutcomeWatcher | None = None,
+             name: str = "wait") -> str | None:
+    """The row's state once final, else its state when *timeout* runs out (at once when it is 0).
+
+    Without *watcher*, a bell named *name* is bound for this wait only; a ring that came before it was
+    bound is not missed, because the row is read after the bell exists.
+    """
+    if timeout <= 0:
+        return table.select(table.state).where(table.id == row_id).scalar()
+    if watcher is not None:
+        return watcher.wait(table, row_id, timeout)
+    own = OutcomeWatcher(paths, name)
+    try:
+        return own.wait(table, row_id, timeout)
+    finally:
+        own.close()

@@ -15,11 +15,15 @@ from typing import Mapping
 @dataclass(frozen=True)
 class Paths:
     root: Path
+    #: systemd's $CREDENTIALS_DIRECTORY (LoadCredential=): device keys handed to a component that may not
+    #: read the secrets folder itself (the admin web runs as its own user).
+    credentials: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Paths":
         env = os.environ if env is None else env
-        return cls(Path(env.get("OTPPI_ROOT") or "/").absolute())
+        credentials = env.get("CREDENTIALS_DIRECTORY")
+        return cls(Path(env.get("OTPPI_ROOT") or "/").absolute(), Path(credentials) if credentials else None)
 
     @property
     def state_dir(self) -> Path:
@@ -50,7 +54,12 @@ class Paths:
         return self.runtime_dir / "outcome"
 
     def make_dirs(self) -> None:
-        """Create the state and runtime directories (private to the owner)."""
+        """Create the state and runtime directories: shared with the group (the admin web runs as its own
+        user in group otppi, and binds its outcome bell beside the others), the secrets private."""
         for d in (self.state_dir, self.runtime_dir, self.outcome_bells()):
-            d.mkdir(parents=True, exist_ok=True, mode=0o750)
+            try:
+                d.mkdir(parents=True, mode=0o770)
+            except FileExistsError:
+                continue  # made by systemd (StateDirectory=, RuntimeDirectory=) or an earlier run: left as it is
+            d.chmod(0o770)  # mkdir's mode is cut by the umask
         self.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

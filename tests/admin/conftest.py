@@ -17,6 +17,7 @@ from flask import Flask, url_for
 from flask.testing import FlaskClient
 from werkzeug.routing import FloatConverter, IntegerConverter, PathConverter, UUIDConverter
 
+from otppi import keys, setup_code
 from otppi.admin.app import PUBLIC, create_app
 from otppi.paths import Paths
 from otppi.store import settings
@@ -45,16 +46,25 @@ def post_form(client: FlaskClient, path: str, data: dict | None = None, *, page:
     return client.post(path, data=form, **kwargs)
 
 
+def setup_code_of(client: FlaskClient) -> str:
+    """The setup code as the operator reads it (the console, the boot partition): the secrets folder's file."""
+    path = keys.setup_code_file(client.application.config["OTPPI_PATHS"])
+    return path.read_text().strip() if path.exists() else ""
+
+
 def create_admin(client: FlaskClient, username: str = ADMIN_USER, password: str = ADMIN_PASSWORD,
-                 phone: str = ADMIN_PHONE, email: str = ""):
-    """The first-run form, filled in; returns the response (a redirect home when it worked)."""
+                 phone: str = ADMIN_PHONE, email: str = "", code: str | None = None, **kwargs):
+    """The first-run form, filled in with the device's setup code (unless *code* is given); returns the
+    response (a redirect home when it worked)."""
     return post_form(client, "/setup", {"username": username, "password": password, "password2": password,
-                                        "phone": phone, "email": email})
+                                        "phone": phone, "email": email,
+                                        "setup_code": setup_code_of(client) if code is None else code}, **kwargs)
 
 
-def login(client: FlaskClient, username: str = ADMIN_USER, password: str = ADMIN_PASSWORD, next: str = ""):
+def login(client: FlaskClient, username: str = ADMIN_USER, password: str = ADMIN_PASSWORD, next: str = "",
+          **kwargs):
     path = "/login" + (f"?next={next}" if next else "")
-    return post_form(client, path, {"username": username, "password": password}, page="/login")
+    return post_form(client, path, {"username": username, "password": password}, page="/login", **kwargs)
 
 
 def logout(client: FlaskClient):
@@ -69,6 +79,7 @@ def _never_run(argv: list[str]) -> tuple[int, str]:
 def admin_app(paths: Paths) -> Flask:
     # Restart and reboot run through OTPPI_RUN: a test that wants them records them with its own.
     app = create_app(paths, {"TESTING": True, "OTPPI_RUN": _never_run})
+    setup_code.ensure(paths)  # as `otppi migrate` does while there is no administrator
     yield app
 
 

@@ -7,20 +7,24 @@ checked by the same tests without touching them.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from urllib.parse import urlsplit
 
 import pytest
 from flask.sessions import SecureCookieSessionInterface
 
-from otppi import keys
+from otppi import keys, setup_code
 from otppi.admin.auth import GENERIC_RESET
-from otppi.admin.security import Throttle
-from otppi.auth import verify_password
+from otppi.admin.security import FORGET_SECONDS, FREE_FAILURES, MAX_DELAY, MAX_RECORDS, SESSION_HOURS, Throttle
+from otppi.auth import ARGON2, ARGON2_THREADS, DUMMY_HASH, HASHER, check_password, verify_password
 from otppi.seal import unseal
 from otppi.store import settings
 from otppi.store.db import db
-from otppi.store.models import Administrator, EmailOutbox, Otp, SmsOutbox
+from otppi.admin import reset
+from otppi.contract import validate as build
+from otppi.store import outbox
+from otppi.store.models import AdminSession, Administrator, EmailOutbox, ResetCode, SmsOutbox
 
 from .conftest import (
     ADMIN_PASSWORD,
@@ -32,6 +36,7 @@ from .conftest import (
     post_form,
     protected_routes,
     routes,
+    setup_code_of,
 )
 
 COOKIE = "otppi_admin"
@@ -44,6 +49,10 @@ def _location(response) -> str:
 
 def _is_login_redirect(response) -> bool:
     return response.status_code == 302 and urlsplit(_location(response)).path == "/login"
+
+
+def _from(address: str) -> dict:
+    return {"environ_base": {"REMOTE_ADDR": address}}
 
 
 def _logged_in(client) -> bool:
@@ -88,6 +97,49 @@ def test_setup_explains_a_bad_field_beside_it_and_creates_nothing(client, field,
     assert re.search(rf'id="f-{field}"[^>]*aria-invalid="true"[^>]*>\s*<p class="error" id="e-{field}">[^<]*'
                      rf'{re.escape(message)}', html), html
     assert Administrator.select().count() == 0
+
+
+def test_setup_needs_the_devices_setup_code(admin_app, paths, client):
+    """Any network client could create the first administrator before; now only one that has the code."""
+    page = client.get("/setup").get_data(as_text=True)
+    assert 'name="setup_code"' in page
+    for wrong in ("", "AAAA-AAAA-AAAA", setup_code_of(client)[:-1]):
+        response = create_admin(client, code=wrong)
+        assert response.status_code == 200 and "wrong setup code" in response.get_data(as_text=True)
+    assert Administrator.select().count() == 0
+    typed = setup_code_of(client).lower().replace("-", " ")  # as read off a screen and typed on a phone
+    assert create_admin(client, code=typed).status_code == 302
+    assert Administrator.select().count() == 1
+
+
+def test_the_setup_code_is_made_once_kept_private_and_gone_with_the_first_administrator(admin_app, paths, client):
+    path = keys.setup_code_file(paths)
+    code = path.read_text().strip()
+    assert re.fullmatch(r"[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}", code)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert setup_code.ensure(paths) == code, "never regenerated while present"
+    assert code not in (paths.database.read_bytes() + paths.database.with_name("otppi.db-wal").read_bytes()
+                        ).decode("latin-1"), "the store keeps only an HMAC of it"
+    assert create_admin(client).status_code == 302
+    assert not path.exists()
+    assert setup_code.ensure(paths) is None
+    # Were every administrator removed, the old code would not open the page again.
+    with db.atomic():
+        Administrator.delete().execute()
+    assert create_admin(admin_app.test_client(), code=code).status_code == 200
+    assert Administrator.select().count() == 0
+
+
+def test_setup_code_guessing_is_throttled_like_logins(admin_app, client):
+    now = [1000.0]
+    admin_app.extensions["otppi_throttle"] = Throttle(clock=lambda: now[0])
+    for _ in range(FREE_FAILURES + 1):
+        assert create_admin(client, code="AAAA-AAAA-AAAA").status_code == 200
+    held = create_admin(client)  # the right code, during the wait
+    assert held.status_code == 429 and "too many wrong setup codes" in held.get_data(as_text=True)
+    assert Administrator.select().count() == 0
+    now[0] += 2.5
+    assert create_admin(client).status_code == 302
 
 
 def test_setup_is_gone_for_good_once_an_administrator_exists(admin_app, client):
@@ -156,6 +208,87 @@ def test_login_is_throttled_with_a_growing_delay_even_for_the_right_password(adm
     assert _logged_in(client)
 
 
+def test_parallel_wrong_logins_from_one_address_are_counted_before_they_are_checked(admin_app, client):
+    """Twelve at once used to pass the throttle together, twelve argon2 checks of 19 MiB each at once."""
+    create_admin(client)
+    logout(client)
+    clients = [admin_app.test_client() for _ in range(12)]
+    tokens = [csrf(c, "/login") for c in clients]
+    start = threading.Barrier(len(clients))
+    statuses: list[int] = []
+    runs, peak_before = ARGON2.runs, ARGON2.peak
+
+    def guess(c, token: str) -> None:
+        start.wait()
+        statuses.append(c.post("/login", data={"csrf_token": token, "username": ADMIN_USER,
+                                               "password": "a wrong guess"}).status_code)
+
+    threads = [threading.Thread(target=guess, args=pair) for pair in zip(clients, tokens)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses.count(429) >= len(clients) - (FREE_FAILURES + 1), statuses
+    assert ARGON2.runs - runs <= FREE_FAILURES + 1
+    assert ARGON2.peak <= ARGON2_THREADS and peak_before <= ARGON2_THREADS
+
+
+def test_an_unknown_user_costs_a_decoy_verification(client):
+    create_admin(client)
+    logout(client)
+    runs, decoys = ARGON2.runs, ARGON2.decoys
+    assert "wrong username or password" in login(client, username="nobody", password="a guess").get_data(
+        as_text=True)
+    assert (ARGON2.runs - runs, ARGON2.decoys - decoys) == (1, 1), "a decoy verification ran"
+    login(client, password="a guess")
+    assert (ARGON2.runs - runs, ARGON2.decoys - decoys) == (2, 1), "a real user's wrong password: no decoy"
+
+
+def test_the_decoy_hash_costs_what_a_real_one_does():
+    assert not HASHER.check_needs_rehash(DUMMY_HASH), "the dummy hash must have the hasher's parameters"
+    assert check_password(None, DUMMY_HASH) is False and check_password(None, "") is False
+
+
+def test_a_stranger_cannot_lock_the_administrator_out_from_a_fresh_address(admin_app, client):
+    create_admin(client)
+    logout(client)
+    stranger = admin_app.test_client()
+    answers = [login(stranger, password="guess", **_from("10.0.0.9")).status_code for _ in range(10)]
+    assert answers[:FREE_FAILURES + 1] == [200] * (FREE_FAILURES + 1) and set(answers[FREE_FAILURES + 1:]) == {429}
+    # Another stranger's address gets one try at the name under attack, then the name holds it back.
+    other = admin_app.test_client()
+    assert login(other, password="guess", **_from("10.0.0.8")).status_code == 200
+    assert login(other, password="guess", **_from("10.0.0.8")).status_code == 429
+    # The administrator, from an address that has not failed, gets in.
+    assert login(admin_app.test_client(), **_from("10.0.0.1")).status_code == 302
+
+
+def test_the_hosts_of_one_ipv6_network_share_a_throttle(admin_app, client):
+    create_admin(client)
+    logout(client)
+    for i in range(FREE_FAILURES + 1):
+        login(admin_app.test_client(), username=f"name{i}", password="guess", **_from(f"2001:db8:1:2::{i + 1}"))
+    assert login(admin_app.test_client(), username="other", password="guess",
+                 **_from("2001:db8:1:2:ffff::1")).status_code == 429
+    assert login(admin_app.test_client(), username="other", password="guess",
+                 **_from("2001:db8:1:3::1")).status_code == 200
+
+
+def test_the_throttle_table_cannot_be_flushed_by_a_flood_of_names_and_addresses():
+    now = [1000.0]
+    throttle = Throttle(clock=lambda: now[0])
+    for _ in range(FREE_FAILURES + 1):
+        assert throttle.attempt("ip:10.0.0.9", "user:admin") == 0
+    assert throttle.attempt("ip:10.0.0.9", "user:admin") > 0
+    for i in range(MAX_RECORDS + 10):  # it used to clear every record past 10,000
+        throttle.attempt(f"ip:10.{i // 65536}.{i // 256 % 256}.{i % 256}", f"user:n{i}")
+    assert throttle.attempt("ip:10.0.0.9", "user:admin") > 0, "the attacker is still held back"
+    assert len(throttle) <= MAX_RECORDS + 2, "and the table stays bounded"
+    now[0] += FORGET_SECONDS + MAX_DELAY  # records nobody renews are forgotten, freeing room
+    assert throttle.attempt("ip:10.0.0.9", "user:admin") == 0
+    assert throttle.attempt("ip:192.0.2.1", "user:someone") == 0
+
+
 @pytest.mark.parametrize("target", ["//evil.example", "//evil.example/settings", "https://evil.example/",
                                     "/\\evil.example", "/\t/evil.example", "http:evil.example", "javascript:alert(1)"])
 def test_login_never_redirects_off_the_device(client, target):
@@ -167,6 +300,18 @@ def test_login_never_redirects_off_the_device(client, target):
     assert urlsplit(location).netloc == "" and urlsplit(location).scheme == ""
     assert location.startswith("/") and not location.startswith(("//", "/\\"))
     assert not re.search(r"[\x00-\x20]", location)
+
+
+@pytest.mark.parametrize("query", ["/%09/evil.example", "/%0a/evil.example", "/%0d%0a/evil.example",
+                                   "%2F%2Fevil.example", "/%5Cevil.example", "/%20/evil.example", "https:/evil.example",
+                                   "/%7f/evil.example"])
+def test_login_refuses_a_next_that_browsers_may_read_as_another_host(client, query):
+    """Browsers drop tabs and newlines from URLs: /<TAB>/evil.example became //evil.example, off-site."""
+    create_admin(client)
+    logout(client)
+    response = post_form(client, f"/login?next={query}", {"username": ADMIN_USER, "password": ADMIN_PASSWORD},
+                         page="/login")
+    assert response.status_code == 302 and _location(response) == "/"
 
 
 def test_login_returns_to_the_page_asked_for(client):
@@ -218,6 +363,31 @@ def test_session_expires_after_the_idle_minutes(admin_client):
         session["seen"] = time.time() - 5 * 60 - 5
     assert _is_login_redirect(admin_client.get("/settings/general"))
     assert not _logged_in(admin_client)
+
+
+def test_logout_ends_the_session_on_the_server(admin_app, admin_client):
+    """A copy of the cookie taken before logging out used to stay good until its idle time ran out."""
+    copied = admin_client.get_cookie(COOKIE).value
+    assert _is_login_redirect(logout(admin_client))
+    thief = admin_app.test_client()
+    thief.set_cookie(COOKIE, copied)
+    assert _is_login_redirect(thief.get("/password"))
+    assert AdminSession.select().count() == 0
+
+
+def test_a_session_ends_after_its_absolute_lifetime_however_active(admin_client):
+    assert _logged_in(admin_client)
+    (row,) = AdminSession.select()
+    assert row.expires_at - row.created_at == SESSION_HOURS * 3600
+    with db.atomic():
+        AdminSession.update(expires_at=time.time() - 1).execute()
+    assert _logged_in(admin_client) is False  # active a moment ago, within the idle minutes
+
+
+def test_the_store_keeps_no_session_token(admin_client):
+    token = admin_client.get_cookie(COOKIE).value
+    (row,) = AdminSession.select()
+    assert row.token_hash not in token and len(row.token_hash) == 64
 
 
 def test_a_deleted_administrators_session_dies(admin_client):
@@ -316,9 +486,9 @@ def test_password_change(admin_app, admin_client):
 # ---------------------------------------------------------------- forgot and reset
 
 
-def _reset(client, code: str, password: str = NEW_PASSWORD, username: str = ADMIN_USER):
+def _reset(client, code: str, password: str = NEW_PASSWORD, username: str = ADMIN_USER, **kwargs):
     return post_form(client, "/reset", {"username": username, "code": code, "password": password,
-                                        "password2": password})
+                                        "password2": password}, **kwargs)
 
 
 def _sms_code(paths) -> str:
@@ -354,7 +524,7 @@ def test_a_reset_code_by_sms_sets_the_password_once(paths, admin_app, client):
 
     wrong = _reset(client, "1" * len(code) if code != "1" * len(code) else "2" * len(code))
     assert wrong.status_code == 200 and "wrong or expired code" in wrong.get_data(as_text=True)
-    assert Otp.get().attempts == 1  # the wrong guess counts
+    assert ResetCode.get().failures == 1  # the wrong guess counts
     assert _reset(client, code).status_code == 302
     assert login(admin_app.test_client(), password=NEW_PASSWORD).status_code == 302
     again = _reset(client, code, password="yet another passphrase")
@@ -368,22 +538,103 @@ def test_an_expired_reset_code_is_refused(paths, client):
     post_form(client, "/forgot", {"username": ADMIN_USER})
     code = _sms_code(paths)
     with db.atomic():
-        Otp.update(expires_at=time.time() - 1).execute()
+        ResetCode.update(expires_at=time.time() - 1).execute()
     response = _reset(client, code)
     assert "wrong or expired code" in response.get_data(as_text=True)
     assert verify_password(Administrator.get().password_hash, ADMIN_PASSWORD)
 
 
-def test_a_new_code_replaces_the_last_one(paths, client):
+def _resets() -> int:
+    return SmsOutbox.select().where(SmsOutbox.kind == "reset").count()
+
+
+def test_a_flood_of_forgot_requests_sends_one_code(paths, client):
+    """Unauthenticated and unlimited, /forgot was an SMS cannon aimed at the administrator's phone."""
     create_admin(client)
     logout(client)
-    post_form(client, "/forgot", {"username": ADMIN_USER})
+    token = csrf(client, "/forgot")
+    for i in range(200):  # one address, then many
+        client.post("/forgot", data={"csrf_token": token, "username": ADMIN_USER}, **_from("10.0.0.9"))
+        client.post("/forgot", data={"csrf_token": token, "username": ADMIN_USER}, **_from(f"10.1.{i}.1"))
+    assert _resets() == 1
+    assert _reset(client, _sms_code(paths)).status_code == 302, "and the code that went out still works"
+
+
+def test_a_live_code_is_kept_and_a_new_one_waits_for_the_cooldown(paths, client):
+    create_admin(client)
+    logout(client)
+    post_form(client, "/forgot", {"username": ADMIN_USER}, **_from("10.0.0.1"))
     first = _sms_code(paths)
-    post_form(client, "/forgot", {"username": ADMIN_USER})
+    post_form(client, "/forgot", {"username": ADMIN_USER}, **_from("10.0.0.2"))
+    assert _resets() == 1 and _sms_code(paths) == first, "the live code is kept, not replaced"
+    # Its message failed: the code is dead, but a new one waits out the administrator's cooldown.
+    row = SmsOutbox.get(SmsOutbox.kind == "reset")
+    outbox.finish(paths, SmsOutbox, row.id, "failed", error="CMS 38")
+    post_form(client, "/forgot", {"username": ADMIN_USER}, **_from("10.0.0.3"))
+    assert _resets() == 1
+    with db.atomic():
+        ResetCode.update(sent_at=ResetCode.sent_at - reset.COOLDOWN_SECONDS).execute()
+    post_form(client, "/forgot", {"username": ADMIN_USER}, **_from("10.0.0.4"))
+    assert _resets() == 2
     second = _sms_code(paths)
     if first != second:
         assert "wrong or expired code" in _reset(client, first).get_data(as_text=True)
     assert _reset(client, second).status_code == 302
+
+
+def test_wrong_codes_count_across_codes(paths, admin_app, client):
+    create_admin(client)
+    logout(client)
+    post_form(client, "/forgot", {"username": ADMIN_USER})
+    wrong = "1" * reset.MIN_DIGITS
+
+    def guess(code: str, address: str):
+        return _reset(admin_app.test_client(), code, **_from(address))  # fresh clients: the address throttle aside
+
+    for i in range(3):
+        guess(wrong if _sms_code(paths) != wrong else "2" * reset.MIN_DIGITS, f"10.2.0.{i}")
+    with db.atomic():  # that code expires; the next one starts with the three wrong guesses still counted
+        ResetCode.update(expires_at=time.time() - 1, sent_at=ResetCode.sent_at - reset.COOLDOWN_SECONDS).execute()
+    post_form(client, "/forgot", {"username": ADMIN_USER}, **_from("10.0.0.7"))
+    code = _sms_code(paths)
+    wrong = "1" * len(code) if code != "1" * len(code) else "2" * len(code)
+    assert ResetCode.get().failures == 3
+    for i in range(reset.MAX_FAILURES - 3):
+        guess(wrong, f"10.3.0.{i}")
+    assert "wrong or expired code" in guess(code, "10.4.0.1").get_data(as_text=True), "the fifth voided it"
+    with db.atomic():
+        ResetCode.update(sent_at=ResetCode.sent_at - reset.COOLDOWN_SECONDS).execute()
+    post_form(client, "/forgot", {"username": ADMIN_USER}, **_from("10.0.0.8"))
+    assert _resets() == 2, "no new code during the lockout"
+    with db.atomic():
+        ResetCode.update(failed_at=ResetCode.failed_at - reset.LOCKOUT_SECONDS).execute()
+    post_form(client, "/forgot", {"username": ADMIN_USER}, **_from("10.0.0.9"))
+    assert _resets() == 3 and ResetCode.get().failures == 0
+    assert guess(_sms_code(paths), "10.4.0.2").status_code == 302
+
+
+@pytest.mark.parametrize("otp_length", ["4", "6", "10"])
+def test_reset_codes_have_at_least_8_digits_whatever_the_otp_length(paths, client, otp_length):
+    settings.set_text("general.otp_length", otp_length)
+    create_admin(client)
+    logout(client)
+    post_form(client, "/forgot", {"username": ADMIN_USER})
+    assert len(_sms_code(paths)) == max(8, int(otp_length))
+
+
+def test_an_api_user_cannot_touch_a_pending_reset_code(paths, handler, client):
+    create_admin(client)
+    logout(client)
+    post_form(client, "/forgot", {"username": ADMIN_USER})
+    code = _sms_code(paths)
+    admin = Administrator.get()
+    for reference in (f"admin-reset:{admin.id}", "admin-reset"):
+        for _ in range(6):
+            answer = handler.handle(build({"command": "validate-otp", "data": {
+                "receiver": "081234567890", "reference": reference, "otp": code}}), source="rest:app-server")
+            assert answer["response_code"] == "1202"
+    assert ResetCode.get().failures == 0
+    assert _reset(client, code).status_code == 302
 
 
 def test_a_reset_code_by_email_when_the_administrator_has_no_phone(paths, client):
@@ -417,7 +668,7 @@ def test_reset_refuses_a_bad_new_password_without_spending_the_code(paths, clien
     code = _sms_code(paths)
     response = _reset(client, code, password="short")
     assert "at least 8 characters" in response.get_data(as_text=True)
-    assert Otp.get().attempts == 0 and Otp.get().state == "live"
+    assert ResetCode.get().failures == 0 and ResetCode.get().mac
     assert _reset(client, code).status_code == 302
 
 
@@ -446,3 +697,20 @@ def test_a_password_set_elsewhere_ends_the_admins_other_sessions(admin_app, admi
     Administrator.update(password_hash=hash_password("another password")).execute()
     response = admin_client.get("/settings/general")
     assert response.status_code == 302 and "/login" in response.location
+
+
+def test_the_admin_web_takes_its_keys_from_systemd_credentials_when_given(paths, short_tmp):
+    """On the device the admin web runs as its own user, which cannot read the secrets folder: systemd hands
+    it the two keys it needs (LoadCredential=, $CREDENTIALS_DIRECTORY)."""
+    from otppi.admin.app import create_app
+    from otppi.paths import Paths
+
+    credentials = short_tmp / "credentials"
+    credentials.mkdir()
+    for name in ("session.key", "otp.key"):
+        (credentials / name).write_bytes(bytes(reversed(keys.session_key(paths) if name == "session.key"
+                                                        else keys.otp_key(paths))))
+    given = Paths.from_env({"OTPPI_ROOT": str(paths.root), "CREDENTIALS_DIRECTORY": str(credentials)})
+    app = create_app(given)
+    assert app.config["SECRET_KEY"] == (credentials / "session.key").read_bytes() != keys.session_key(paths)
+    assert app.config["OTPPI_OTP_KEY"] == (credentials / "otp.key").read_bytes()

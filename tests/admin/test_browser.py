@@ -112,16 +112,17 @@ def fill(page, values: dict[str, str]) -> None:
         page.fill(f"[name='{name}']", value)
 
 
-def first_run_and_login(page, url: str) -> None:
+def first_run_and_login(page, url: str, gw) -> None:
     """Any page leads to "create administrator"; once made, that page is gone and login works."""
     page.goto(url + "/settings/sms")
     assert page.url == url + "/setup"
     shoot(page, "setup")
-    fill(page, {"username": ADMIN, "password": "short", "password2": "short"})
+    code = gw.cli("setup-code").stdout.strip()
+    fill(page, {"setup_code": code, "username": ADMIN, "password": "short", "password2": "short"})
     page.click("button[type=submit]")
     assert "at least 8 characters" in page.inner_text("#e-password")
-    fill(page, {"username": ADMIN, "password": PASSWORD, "password2": PASSWORD, "phone": "0812 3456 7890",
-                "email": "admin@example.com"})
+    fill(page, {"setup_code": code.lower().replace("-", " "), "username": ADMIN, "password": PASSWORD,
+                "password2": PASSWORD, "phone": "0812 3456 7890", "email": "admin@example.com"})
     page.click("button[type=submit]")
     assert "Welcome to OTP-Pi" in page.inner_text(".flash")
 
@@ -266,7 +267,7 @@ def test_the_admin_web_in_a_browser(stack, browser):
         p.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
 
     watch(page)
-    first_run_and_login(page, url)
+    first_run_and_login(page, url, gw)
     settings_pages(page, gw)
     add_modem(page, url, gw)
     monitor = browser.new_page()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+import time
 from email.utils import parsedate_to_datetime
 
 import pytest
 
 from otppi import keys
-from otppi.mailer.reset import queue_reset_code
+from otppi.admin.reset import reset_text
 from otppi.paths import Paths
 from otppi.store.db import close_database, open_database
+from otppi.store.models import EmailOutbox
+from otppi.store.outbox import enqueue
 
 from ..helpers import wait_until
 
@@ -84,9 +87,8 @@ def test_the_password_reset_code(mail_root, mailer, smtp) -> None:
     paths = Paths(mail_root.root)
     open_database(paths.database)
     try:
-        with pytest.raises(ValueError, match="the address must be an email address"):
-            queue_reset_code(paths, keys.otp_key(paths), "not an address", "123456")
-        row_id = queue_reset_code(paths, keys.otp_key(paths), "admin@client.example", "918273")
+        row_id = enqueue(paths, keys.otp_key(paths), EmailOutbox, reset_text("OTP-Pi", "918273", 900), kind="reset",
+                         source="admin", receiver="admin@client.example", expires_at=time.time() + 900).id
     finally:
         close_database()
     got = smtp.received("admin@client.example")

@@ -12,10 +12,12 @@ from .. import keys
 from ..paths import Paths
 from ..store.models import AdminSettings, Administrator
 from . import auth, nav, settings_pages
-from .security import Throttle, check_csrf, csrf_token, fingerprint
+from .security import Cooldown, Throttle, check_csrf, csrf_token, end_session, fingerprint, session_is_live
 
 #: Reachable without logging in (the login gate lets them through).
 PUBLIC = {"auth.login", "auth.setup", "auth.forgot", "auth.reset", "static"}
+
+FORGOT_COOLDOWN_SECONDS = 60.0
 
 
 def create_app(paths: Paths | None = None, test_config: dict | None = None) -> Flask:
@@ -33,6 +35,8 @@ def create_app(paths: Paths | None = None, test_config: dict | None = None) -> F
     if test_config:
         app.config.update(test_config)
     app.extensions["otppi_throttle"] = Throttle()
+    # One forgotten-password request per client address a minute (reset.py limits each administrator).
+    app.extensions["otppi_forgot_cooldown"] = Cooldown(FORGOT_COOLDOWN_SECONDS)
     # Set when the server stops: open event streams end instead of holding its threads.
     app.extensions["otppi_stopping"] = threading.Event()
     menu, blueprints = nav.build()
@@ -50,12 +54,12 @@ def create_app(paths: Paths | None = None, test_config: dict | None = None) -> F
         user = session.get("admin")
         minutes = AdminSettings.load().session_minutes
         if user and time.time() - session.get("seen", 0) > minutes * 60:
-            session.clear()
+            end_session()
             user = None
         if user:
             row = Administrator.get_or_none(Administrator.username == user)
-            if row is None or session.get("pw") != fingerprint(row.password_hash):
-                session.clear()
+            if row is None or session.get("pw") != fingerprint(row.password_hash) or not session_is_live(row):
+                end_session()
                 user = None
         if user:
             session["seen"] = time.time()

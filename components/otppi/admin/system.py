@@ -2,8 +2,8 @@
 
 The clock is set from the browser's (the spec's Real Time Clock section: a device whose RTC battery ran
 out takes the time of the browser that visits it) through systemd-timedated (``timedatectl set-time``),
-which the image's polkit rule lets the ``otppi`` user do; timedated also writes the hardware clock (the
-DS3231 behind the kernel's RTC driver). Restart and reboot go through systemd, always after a
+which the image's polkit rule lets the admin web's own user (``otppi-admin``) do; timedated also writes
+the hardware clock (the DS3231 behind the kernel's RTC driver). Restart and reboot go through systemd, always after a
 confirmation page. Every command runs through a runner the app config may replace (``OTPPI_RUN``: a
 callable taking the argument list and returning ``(exit status, output)``).
 """

@@ -20,13 +20,12 @@ import base64
 import binascii
 import json
 import logging
-import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
 from .. import codes
-from ..auth import CredentialCache, hash_password
+from ..auth import DUMMY_HASH, CredentialCache, verify_decoy
 from ..contract import MAX_BODY, ContractError, Request, command_of, parse
 from ..handler import Handler, response
 from ..store.models import ApiSettings, ApiUser
@@ -87,9 +86,6 @@ class RestApi:
         self._interactive = ThreadPoolExecutor(INTERACTIVE_THREADS, thread_name_prefix="api-modem")
         self._hashing = ThreadPoolExecutor(1, thread_name_prefix="api-argon2")
         self._checking: dict[bytes, asyncio.Future[bool]] = {}  # argon2 verifications under way
-        # Unknown users are checked against this hash, so they cost what a known user costs
-        # and the answer's timing does not tell which usernames exist.
-        self._decoy = hash_password(secrets.token_urlsafe(24))
 
     def close(self) -> None:
         for pool in (self._store, self._interactive, self._hashing):
@@ -172,16 +168,20 @@ class RestApi:
         if stored is not None and self.cache.remembered(stored, password):
             return username
         # A burst of new connections with one credential waits for one verification, not one each.
-        key = self.cache.digest(stored or self._decoy, f"{username}\0{password}")
+        key = self.cache.digest(stored or DUMMY_HASH, f"{username}\0{password}")
         check = self._checking.get(key)
         if check is None:
             if len(self._checking) >= MAX_HASH_QUEUE:
                 return ""
             check = self._checking[key] = asyncio.ensure_future(
-                self._run(self._hashing, self.cache.verify, stored or self._decoy, password))
+                self._run(self._hashing, self._check, stored, password))
             check.add_done_callback(lambda _: self._checking.pop(key, None))
         good = await asyncio.shield(check)
         return username if good and stored is not None else None
+
+    def _check(self, stored: str | None, password: str) -> bool:
+        """On the argon2 thread: a known user's password, or a decoy check that costs the same (False)."""
+        return verify_decoy(password) if stored is None else self.cache.verify(stored, password)
 
     @staticmethod
     def _stored_hash(username: str) -> str | None:

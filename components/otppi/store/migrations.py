@@ -53,7 +53,31 @@ def _admin(database: SqliteDatabase) -> None:
     database.create_tables([models.AdminSettings], safe=True)
 
 
-MIGRATIONS: tuple[tuple[int, Migration], ...] = ((1, _initial), (2, _modem_component), (3, _mailer), (4, _admin))
+def _admin_security(database: SqliteDatabase) -> None:
+    """OTP references scoped to their owner (the source that made them): unique on (owner, reference);
+    admin reset codes in a table of their own; admin sessions in the store; the first-run setup code.
+
+    Live OTPs keep working: each takes its owner from its message's source. Pending admin reset codes
+    (which shared the OTP namespace) are dropped; a new one is a click away.
+    """
+    database.create_tables([models.ResetCode, models.AdminSession, models.SetupCode], safe=True)
+    table = models.Otp._meta.table_name
+    _add_missing_columns(database, models.Otp, ["owner"])
+    indexes = {index.name for index in database.get_indexes(table)}
+    migrator = SqliteMigrator(database)
+    if f"{table}_reference" in indexes:
+        apply_operations(migrator.drop_index(table, f"{table}_reference"))
+    if f"{table}_owner_reference" not in indexes:
+        database.execute_sql(f'DELETE FROM "{table}" WHERE reference LIKE \'admin-reset:%\'')
+        for outbox, link in ((models.SmsOutbox, "sms_id"), (models.EmailOutbox, "email_id")):
+            database.execute_sql(
+                f'UPDATE "{table}" SET owner = (SELECT source FROM "{outbox._meta.table_name}" o '
+                f'WHERE o.id = "{table}".{link}) WHERE {link} IS NOT NULL AND owner = \'\'')
+        apply_operations(migrator.add_index(table, ("owner", "reference"), True))
+
+
+MIGRATIONS: tuple[tuple[int, Migration], ...] = ((1, _initial), (2, _modem_component), (3, _mailer), (4, _admin),
+                                                 (7, _admin_security))
 
 LATEST = MIGRATIONS[-1][0]
 

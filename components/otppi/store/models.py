@@ -319,6 +319,23 @@ class Administrator(BaseModel):
     last_login_at = FloatField(null=True)
 
 
+class AdminSession(BaseModel):
+    """A logged-in admin web session, so that logging out ends it on the server, and every session ends
+    after an absolute lifetime. The cookie carries a random token, the store only its SHA-256."""
+
+    token_hash = CharField(unique=True)
+    admin = ForeignKeyField(Administrator, on_delete="CASCADE")
+    created_at = FloatField(default=now)
+    expires_at = FloatField()
+
+
+class SetupCode(BaseModel):
+    """The first-run setup code's HMAC (``otppi.setup_code``); the row is deleted with the first administrator."""
+
+    digest = CharField()
+    created_at = FloatField(default=now)
+
+
 class ApiUser(BaseModel):
     username = CharField(unique=True)
     password_hash = CharField()
@@ -496,15 +513,40 @@ class EmailOutbox(BaseModel):
 
 
 class Otp(BaseModel):
-    """A one-time password: only a keyed hash of the code and its context is kept."""
+    """A one-time password: only a keyed hash of the code and its context is kept.
 
-    reference = CharField(unique=True)
+    A reference is unique per owner, the source that created it (``rest:<API user>``, a feeder's name):
+    only that source may validate it.
+    """
+
+    owner = CharField(default="")
+    reference = CharField()
     mac = CharField()
     channel = CharField(default="sms")  # sms | email
     state = CharField(default="live")  # live | used | void
     attempts = IntegerField(default=0)
     created_at = FloatField(default=now)
     expires_at = FloatField()
+    sms = ForeignKeyField(SmsOutbox, null=True, on_delete="SET NULL")
+    email = ForeignKeyField(EmailOutbox, null=True, on_delete="SET NULL")
+
+    class Meta:
+        indexes = ((("owner", "reference"), True),)
+
+
+class ResetCode(BaseModel):
+    """An administrator's password-reset code, kept apart from API OTPs (no API request can name it).
+
+    One row per administrator: only an HMAC of the live code (``mac``, empty when there is none), when the
+    last message was queued (the cooldown runs from it), and the wrong codes tried across codes.
+    """
+
+    admin = ForeignKeyField(Administrator, unique=True, on_delete="CASCADE")
+    mac = CharField(default="")
+    expires_at = FloatField(default=0.0)
+    sent_at = FloatField(default=0.0)
+    failures = IntegerField(default=0)
+    failed_at = FloatField(default=0.0)
     sms = ForeignKeyField(SmsOutbox, null=True, on_delete="SET NULL")
     email = ForeignKeyField(EmailOutbox, null=True, on_delete="SET NULL")
 
@@ -576,7 +618,7 @@ LIST_MODELS: tuple[type[BaseModel], ...] = (
     KeystoreEntry,
 )
 
-QUEUE_MODELS: tuple[type[BaseModel], ...] = (SmsOutbox, EmailOutbox, Otp, InboxMessage, InboxPart, ModemStatus,
-                                              Event)
+QUEUE_MODELS: tuple[type[BaseModel], ...] = (SmsOutbox, EmailOutbox, Otp, ResetCode, AdminSession, SetupCode,
+                                              InboxMessage, InboxPart, ModemStatus, Event)
 
 ALL_MODELS: tuple[type[BaseModel], ...] = (Meta,) + SETTINGS_PAGES + LIST_MODELS + QUEUE_MODELS

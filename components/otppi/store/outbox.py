@@ -1,7 +1,9 @@
 """Outbox rows and their life: queued → sending → sent | failed | expired.
 
-Handlers queue rows inside their own transaction; owners (modem, mailer)
-claim and finish them. Finishing erases the body (it may hold a clear OTP),
+Every producer (the handler, manual SMS, the email CLI, reset codes) queues
+through :func:`enqueue`: the body sealed, the row created in one short
+transaction, the owner's doorbell rung. Owners (modem, mailer) claim and
+finish rows. Finishing erases the body (it may hold a clear OTP),
 frees a failed OTP's reference, writes an event, and rings every process
 waiting for outcomes.
 """
@@ -9,11 +11,13 @@ waiting for outcomes.
 from __future__ import annotations
 
 import time
-from typing import Type
+from dataclasses import dataclass
+from typing import Any, Callable, Type
 
 from .. import codes, doorbell
 from ..msisdn import mask
 from ..paths import Paths
+from ..seal import seal
 from .db import db
 from .models import EmailOutbox, Event, Otp, SmsOutbox
 
@@ -24,6 +28,34 @@ _OUTCOME = {
     SmsOutbox: {"sent": codes.SUCCESS, "failed": codes.NO_MODEM, "expired": codes.OTP_EXPIRED},
     EmailOutbox: {"sent": codes.SUCCESS, "failed": codes.FAILED, "expired": codes.OTP_EXPIRED},
 }
+
+
+#: The component that sends each table's rows, named as its doorbell is.
+OWNER = {SmsOutbox: "modem", EmailOutbox: "mailer"}
+
+
+@dataclass(frozen=True)
+class Queued:
+    table: Outbox
+    id: int
+    #: Whether the owner's doorbell answered: False when the owner is not running (the row waits for it).
+    rung: bool
+
+
+def enqueue(paths: Paths, key: bytes, table: Outbox, text: str, *,
+            inside: Callable[[Any], None] | None = None, **fields: Any) -> Queued:
+    """Seal *text* under *key*, create the *table* row with *fields*, then ring the row's owner.
+
+    *inside*, when given, runs in the same transaction with the new row (to store the OTP or reset
+    code the message carries, say); whatever it raises rolls the row back, and nothing is rung. The
+    ring comes after the commit, so the owner always finds the row. Call it outside any transaction.
+    """
+    body = seal(key, text)
+    with db.atomic():
+        row = table.create(body=body, **fields)
+        if inside is not None:
+            inside(row)
+    return Queued(table, row.id, doorbell.ring(paths.doorbell(OWNER[table])))
 
 
 def outcome_code(table: Outbox, state: str) -> str:
