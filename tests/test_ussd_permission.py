@@ -6,7 +6,6 @@ the permission answers "not reachable" (1102) and one that does not answers 1100
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,11 @@ from otppi.auth import hash_password
 from otppi.contract import validate as build
 from otppi.handler import Handler
 from otppi.store import settings
-from otppi.store.db import db, open_database
+from otppi.store.db import db
 from otppi.store.migrations import migrate
 from otppi.store.models import ApiUser, FeederMqttSettings, FeederWsSettings, InboxMessage, Modem
+
+from .test_store import open_version_1
 
 REQUEST = {"command": "request-ussd", "data": {"modem": "m", "code": "*888#"}}
 
@@ -60,16 +61,11 @@ def test_a_broker_needs_its_subscriber_to_allow_it(handler: Handler, modem) -> N
 
 
 def test_upgrade_keeps_request_ussd_for_existing_api_users_only(short_tmp: Path) -> None:
-    path = short_tmp / "v1.db"
-    con = sqlite3.connect(path)
-    con.executescript((Path(__file__).parent / "data/schema_v1.sql").read_text())
-    con.execute("insert into api_user (username, password_hash, phone, email, active, created_at)"
-                " values ('before', 'x', '', '', 1, 0)")
-    con.execute("insert into inbox_message (modem, sender, body, received_at, is_read, parts)"
-                " values ('m', '62812', 'hi', 0, 0, 1)")
-    con.commit()
-    con.close()
-    open_database(path)
+    open_version_1(short_tmp / "v1.db",
+                   "insert into api_user (username, password_hash, phone, email, active, created_at)"
+                   " values ('before', 'x', '', '', 1, 0)",
+                   "insert into inbox_message (modem, sender, body, received_at, is_read, parts)"
+                   " values ('m', '62812', 'hi', 0, 0, 1)")
     try:
         migrate(db)
         with db.atomic():
