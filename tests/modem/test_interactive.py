@@ -83,9 +83,11 @@ def test_a_call_whose_caller_has_gone_is_skipped(gateway_factory) -> None:
     wait_until(lambda: ussd_codes(modem.commands_seen), what="the first USSD code at the modem")
     impatient = gw.control({"op": "ussd", "modem": "m", "code": "*100#", "timeout": 1})
     assert (impatient["ok"], impatient["kind"]) == (False, "timeout"), impatient
+    calls.start({"op": "ussd", "modem": "m", "code": "*123#", "timeout": 30})  # the place it left is free
 
-    (first,) = calls.join()
+    first, second = calls.join()
     assert first["ok"] and first["reply"].startswith("Sisa pulsa"), first
+    assert second["ok"] and second["session"], second
     modem.set_ussd_delay(0.0)
     assert gw.control({"op": "ussd", "modem": "m", "code": "*888#", "timeout": 10})["ok"]
     assert [c for c in modem.commands_seen if "*100#" in c] == [], "the call whose caller gave up never ran"

@@ -207,7 +207,10 @@ class ModemWorker(threading.Thread):
         try:
             return job.future.result(timeout)
         except FutureTimeout:
-            job.future.cancel()  # not started yet: the worker skips it; running: it stops at its deadline
+            # Not started yet: the worker will skip it, and its place is free now. Running: it stops at the deadline.
+            if job.future.cancel():
+                with self._calls_lock:
+                    self.calls_waiting -= 1
             raise ModemTimeout(f"modem {self.config.name} did not finish in {timeout:g} s") from None
 
     def quarantine(self, until: float, reason: str) -> None:
@@ -283,10 +286,10 @@ class ModemWorker(threading.Thread):
             job()
 
     def _call(self, job: CallJob) -> None:
+        if not job.future.set_running_or_notify_cancel():
+            return  # its caller gave up while it waited (and freed its place): never run
         with self._calls_lock:
             self.calls_waiting -= 1
-        if not job.future.set_running_or_notify_cancel():
-            return  # its caller gave up while it waited: never run
         left = job.deadline - time.monotonic()
         if left <= 0:
             job.future.set_exception(CallExpired(f"modem {self.config.name} got to the call after its "
