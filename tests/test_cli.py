@@ -61,7 +61,14 @@ def test_admin_and_api_user(root: Path) -> None:
     assert "--password-stdin" in fails(root, "admin", "add", "other")
     assert "empty" in fails(root, "api-user", "add", "app", "--password-stdin", stdin="\n")
     otppi(root, "api-user", "add", "app", "--password-stdin", stdin="pw\n")
-    assert otppi(root, "api-user", "list").stdout == "app\tactive\n"
+    otppi(root, "api-user", "add", "ops", "--password-stdin", "--allow-ussd", stdin="pw\n")
+    assert otppi(root, "api-user", "list").stdout == "app\tactive\tno USSD\nops\tactive\tUSSD allowed\n"
+    assert otppi(root, "api-user", "set", "app", "--allow-ussd").stdout == "API user 'app' may use request-ussd\n"
+    assert otppi(root, "api-user", "set", "ops", "--no-allow-ussd").stdout == (
+        "API user 'ops' may not use request-ussd\n")
+    assert otppi(root, "api-user", "list").stdout == "app\tactive\tUSSD allowed\nops\tactive\tno USSD\n"
+    assert "no API user named 'nobody'" in fails(root, "api-user", "set", "nobody", "--allow-ussd")
+    assert "--allow-ussd" in fails(root, "api-user", "set", "app")
     db = (root / "var/lib/otppi/otppi.db").read_bytes()
     assert b"s3cret" not in db and b"$argon2id$" in db
 

@@ -114,8 +114,9 @@ def test_hostile_input_never_reaches_the_modem(gateway_factory) -> None:
     gw.start_modem(wait_for=["m0"])
     imei = gw.sim[0].imei
 
-    for code in ('*123#"\r\nAT+CFUN=0', '*123#\nAT', 'AT"', "*1'23#", "1;2", "*" * 65, ""):
+    for code in ('*123#"\r\nAT+CFUN=0', '*123#\nAT', 'AT"', "*1'23#", "1;2", "*" * 65):
         assert fails(gw, "ussd", "m0", code).startswith("otppi: a USSD code is digits, *, # and +")
+    assert fails(gw, "ussd", "m0", " ") == "otppi: enter a USSD code such as *123#"
     assert not [c for c in gw.sim[0].commands_seen if "CUSD" in c or "CFUN" in c]
 
     assert fails(gw, "modem", "imei", "m0", "35693803564380") == "otppi: an IMEI is 15 digits"
@@ -131,9 +132,9 @@ def test_hostile_input_never_reaches_the_modem(gateway_factory) -> None:
         "otppi: give the PIN on standard input with --pin-stdin (never on the command line)")
     for pin in ("12a4", "123", "123456789", '12"4', "1234\r5"):
         line = fails(gw, "sim", "pin", "m0", "enable", "--pin-stdin", stdin=pin + "\n")
-        assert line == "otppi: the current SIM PIN (first line) must be 4 to 8 digits"
+        assert line == "otppi: the current SIM PIN must be 4 to 8 digits"
     line = fails(gw, "sim", "pin", "m0", "change", "--pin-stdin", stdin="1234\n12x4\n")
-    assert line == "otppi: the new SIM PIN (second line) must be 4 to 8 digits"
+    assert line == "otppi: the new SIM PIN must be 4 to 8 digits"
     assert fails(gw, "sim", "pin", "m0", "change", "--pin-stdin", stdin="1234\n").endswith("must be 4 to 8 digits")
     assert not [c for c in gw.sim[0].commands_seen if "CLCK" in c or "CPWD" in c]
     assert gw.sim[0].sim.pin_enabled is False and gw.sim[0].sim.pin_attempts == 3
@@ -345,7 +346,8 @@ def test_internet_state_and_refusal(gateway_factory) -> None:
     gw.start_modem(wait_for=["m0"])
 
     assert ok(gw, "internet", "m0", "state") == "m0: internet down"
-    assert fails(gw, "internet", "m0", "up") == "otppi: Internet Access is off for modem m0"
+    assert fails(gw, "internet", "m0", "up") == (
+        "otppi: Internet Access is off for modem m0: turn it on in its modem settings")
     assert ok(gw, "internet", "m0", "down") == "m0: internet down"
     assert fails(gw, "internet", "nope", "state") == "otppi: no modem named 'nope'"
     assert run(gw, "internet", "m0", "sideways").returncode == 2  # argparse: not a choice

@@ -132,19 +132,25 @@ def test_secrets_are_hidden_in_listings(paths: Paths) -> None:
     assert "hunter2" not in str(listed)
 
 
-def test_upgrade_from_version_1_keeps_data_and_adds_columns(short_tmp: Path) -> None:
-    from otppi.store.models import SmsSettings
-
-    path = short_tmp / "v1.db"
+def open_version_1(path: Path, *inserts: str) -> None:
+    """A database as release 1 left it, with these rows, opened as the shared handle."""
     con = sqlite3.connect(path)
     con.executescript((Path(__file__).parent / "data/schema_v1.sql").read_text())
-    con.execute("insert into sms_settings (id, country_code, prefix_length, log_outgoing, monitor_traffic)"
-                " values (1, '44', 4, 1, 1)")
-    con.execute("insert into sms_outbox (kind, source, receiver, state, attempts, last_error, modem, created_at,"
-                " updated_at, parts, delivery_state) values ('sms', 't', '4477', 'queued', 0, '', '', 0, 0, 0, '')")
+    for insert in inserts:
+        con.execute(insert)
     con.commit()
     con.close()
     open_database(path)
+
+
+def test_upgrade_from_version_1_keeps_data_and_adds_columns(short_tmp: Path) -> None:
+    from otppi.store.models import SmsSettings
+
+    open_version_1(short_tmp / "v1.db",
+                   "insert into sms_settings (id, country_code, prefix_length, log_outgoing, monitor_traffic)"
+                   " values (1, '44', 4, 1, 1)",
+                   "insert into sms_outbox (kind, source, receiver, state, attempts, last_error, modem, created_at,"
+                   " updated_at, parts, delivery_state) values ('sms', 't', '4477', 'queued', 0, '', '', 0, 0, 0, '')")
     try:
         assert current_version(db) == 1
         assert migrate(db) == (1, LATEST)

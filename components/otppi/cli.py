@@ -99,7 +99,18 @@ def cmd_setup_code(args: argparse.Namespace, paths: Paths) -> str:
 
 
 def cmd_api_user_add(args: argparse.Namespace, paths: Paths) -> str:
-    return _add_account(ApiUser, "API user", args, email=args.email or "", phone=args.phone or "")
+    return _add_account(ApiUser, "API user", args, email=args.email or "", phone=args.phone or "",
+                        allow_ussd=args.allow_ussd)
+
+
+def cmd_api_user_set(args: argparse.Namespace, paths: Paths) -> str:
+    if args.allow_ussd is None:
+        raise CliError("say what to change: --allow-ussd or --no-allow-ussd")
+    with db.atomic():
+        if not ApiUser.update(allow_ussd=args.allow_ussd).where(ApiUser.username == args.name).execute():
+            raise CliError(f"no API user named {args.name!r}")
+        settings.bump_generation()
+    return f"API user {args.name!r} {'may' if args.allow_ussd else 'may not'} use request-ussd"
 
 
 def _remove(model: Any, column: Any, what: str, name: str) -> str:
@@ -116,7 +127,9 @@ def cmd_api_user_remove(args: argparse.Namespace, paths: Paths) -> str:
 
 def cmd_api_user_list(args: argparse.Namespace, paths: Paths) -> str:
     users = ApiUser.select().order_by(ApiUser.username)
-    return "\n".join(f"{u.username}\t{'active' if u.active else 'inactive'}" for u in users) or "no API users"
+    lines = [f"{u.username}\t{'active' if u.active else 'inactive'}\t{'USSD allowed' if u.allow_ussd else 'no USSD'}"
+             for u in users]
+    return "\n".join(lines) or "no API users"
 
 
 def cmd_settings_get(args: argparse.Namespace, paths: Paths) -> str:
@@ -269,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     p.add_argument("--email")
     p.add_argument("--phone")
+    ussd_help = "may run USSD codes with request-ussd (they can move credit; off unless given)"
+    p.add_argument("--allow-ussd", action="store_true", help=ussd_help)
+    p = _sub(api_user, "set", "change what an API user may do", cmd_api_user_set)
+    p.add_argument("name")
+    p.add_argument("--allow-ussd", action=argparse.BooleanOptionalAction, default=None, help=ussd_help)
     _sub(api_user, "remove", "remove an API user", cmd_api_user_remove).add_argument("name")
     _sub(api_user, "list", "list API users", cmd_api_user_list)
 

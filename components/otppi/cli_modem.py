@@ -1,9 +1,9 @@
 """``otppi`` commands for interactive modem work: information, status, USSD, manual SMS, the inbox,
 the IMEI and SIM tools and mobile internet.
 
-Only the modem component touches serial ports (docs/architecture.md, Processes), so these commands
-ask it over its control socket (:mod:`otppi.control`); a manual SMS goes through the store like every
-other message and the command waits for its outcome.
+Only the modem component touches serial ports (docs/architecture.md, Processes): each command is one
+call of the shared modem tools (:mod:`otppi.modem_tools`, which the admin web calls too) or, for a
+manual SMS, of :mod:`otppi.manual_sms`; this module only reads arguments and prints results.
 
 These commands report their own errors: ``python -m otppi.cli`` runs the command line as
 ``__main__``, whose ``CliError`` is another class than ``otppi.cli.CliError``, so an error raised here
@@ -21,26 +21,15 @@ from datetime import datetime
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import control, doorbell, keys, manual_sms
-from .luhn import luhn_digit
+from . import keys, manual_sms, modem_tools
+from .modem_tools import ToolError, printable
 from .paths import Paths
-from .store import modems
 from .store.db import db
-from .store.settings import SettingError
-from .store.models import InboxMessage, Modem, ModemStatus, TimeSettings
+from .store.models import InboxMessage, Modem, TimeSettings
 
 #: Exit status of ``otppi sms send`` when the message is queued but its outcome is not known yet.
 EXIT_QUEUED = 2
-#: Seconds the client waits for the control socket beyond what it asked the modem component to take.
-MARGIN = 10.0
-STATUS_TIMEOUT = 5.0
-INFO_TIMEOUT = 60.0
-TOOL_TIMEOUT = 30.0
 
-_USSD = re.compile(r"[0-9*#+]{1,64}")  # the request contract's USSD check (otppi.contract)
-_IMEI = re.compile(r"[0-9]{15}")
-_PIN = re.compile(r"[0-9]{4,8}")
-_CME = re.compile(r"\+CME ERROR: (\d+)")
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _BARE = re.compile(r"[^\s\"'=\\]+")
 
@@ -54,7 +43,7 @@ def _command(func: Callable[[argparse.Namespace, Paths], str]) -> Callable[[argp
     def run(args: argparse.Namespace, paths: Paths) -> str:
         try:
             return func(args, paths)
-        except CommandError as exc:
+        except (CommandError, ToolError) as exc:
             print(f"otppi: {_one_line(str(exc))}", file=sys.stderr)
             raise SystemExit(1) from None
     return run
@@ -65,11 +54,6 @@ def _command(func: Callable[[argparse.Namespace, Paths], str]) -> Callable[[argp
 
 def _one_line(text: str) -> str:
     return " ".join(_CONTROL_CHARS.sub(" ", text).split("\n"))
-
-
-def _printable(text: str) -> str:
-    """Text from a modem or the network, safe for a terminal: control characters escaped, newlines kept."""
-    return _CONTROL_CHARS.sub(lambda m: f"\\x{ord(m.group()):02x}", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def _value(value: Any) -> str:
@@ -93,24 +77,6 @@ def _time(seconds: float | None, zone: ZoneInfo) -> str:
     return datetime.fromtimestamp(seconds, zone).isoformat(timespec="seconds")
 
 
-def _modem(name: str) -> Modem:
-    """The modem record *name*, which must be active: only active modems have a worker."""
-    row = Modem.get_or_none(Modem.name == name)
-    if row is None:
-        raise CommandError(f"no modem named {name[:40]!r}")
-    if not row.active:
-        raise CommandError(f"modem {name[:40]!r} is inactive")
-    return row
-
-
-def _ask(paths: Paths, request: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """One control request; its error (the component not running included) becomes a CommandError."""
-    answer = control.call(paths, request, timeout + MARGIN)
-    if not answer.get("ok"):
-        raise CommandError(str(answer.get("error") or "the modem component refused the request")[:500])
-    return answer
-
-
 # ---------------------------------------------------------------- modem info and status
 
 INFO_FIELDS = (("manufacturer", "manufacturer"), ("model", "model"), ("revision", "revision"), ("imei", "imei"),
@@ -120,8 +86,7 @@ INFO_FIELDS = (("manufacturer", "manufacturer"), ("model", "model"), ("revision"
 
 @_command
 def cmd_modem_info(args: argparse.Namespace, paths: Paths) -> str:
-    _modem(args.name)
-    info = _ask(paths, {"op": "info", "modem": args.name, "timeout": INFO_TIMEOUT}, INFO_TIMEOUT)["info"]
+    info = modem_tools.info(paths, args.name)
     if args.json:
         return json.dumps({"modem": args.name, **info})
     signal = info.get("signal_dbm")
@@ -143,30 +108,15 @@ def _status_line(m: dict[str, Any], zone: ZoneInfo) -> str:
 
 @_command
 def cmd_modem_status(args: argparse.Namespace, paths: Paths) -> str:
-    answer = control.call(paths, {"op": "status"}, STATUS_TIMEOUT)
-    live = bool(answer.get("ok"))
-    if live:
-        known = {m["name"]: m for m in answer["modems"]}
-    else:
-        # The component is down: show what it last recorded, and say so.
-        print(f"otppi: {_one_line(str(answer.get('error')))}; showing the last recorded status", file=sys.stderr)
-        known = {s.name: {"name": s.name, "state": s.state, "connected": s.connected, "failures": s.failures,
-                          "quarantined_until": s.quarantined_until, "error": s.last_error, "as_of": s.updated_at}
-                 for s in ModemStatus.select()}
-    modems = []
-    for record in Modem.select().order_by(Modem.name):
-        found = known.pop(record.name, None)
-        if found is None or not record.active:
-            state = "inactive" if not record.active else ("starting" if live else "unknown")
-            found = {"name": record.name, "state": state, "connected": False, "failures": 0, "error": ""}
-        modems.append(found)
-    modems += sorted(known.values(), key=lambda m: m["name"])  # a record removed since
+    found = modem_tools.status(paths)
+    if not found.live:  # the component is down: what it last recorded, and say so
+        print(f"otppi: {_one_line(found.error)}; showing the last recorded status", file=sys.stderr)
     if args.json:
-        return json.dumps({"live": live, "modems": modems})
-    if not modems:
+        return json.dumps({"live": found.live, "modems": found.modems})
+    if not found.modems:
         return "no modems"
     zone = _zone()
-    return "\n".join(_status_line(m, zone) for m in modems)
+    return "\n".join(_status_line(m, zone) for m in found.modems)
 
 
 # ---------------------------------------------------------------- USSD
@@ -176,21 +126,16 @@ def cmd_modem_status(args: argparse.Namespace, paths: Paths) -> str:
 def cmd_ussd(args: argparse.Namespace, paths: Paths) -> str:
     if args.cancel == (args.code is not None):
         raise CommandError("give a USSD code (or a menu option) or --cancel, not both")
-    _modem(args.name)
     if args.cancel:
-        _ask(paths, {"op": "ussd_cancel", "modem": args.name, "timeout": TOOL_TIMEOUT}, TOOL_TIMEOUT)
+        modem_tools.ussd_cancel(paths, args.name)
         return f"USSD session on {args.name} ended"
-    code = args.code.strip()
-    if not _USSD.fullmatch(code):
-        raise CommandError("a USSD code is digits, *, # and + (at most 64), such as *123# or a menu option 1")
     if not 1 <= args.timeout <= 300:
         raise CommandError("--timeout must be 1 to 300 seconds")
-    answer = _ask(paths, {"op": "ussd", "modem": args.name, "code": code, "timeout": args.timeout}, args.timeout)
-    reply, session = str(answer.get("reply", "")), bool(answer.get("session"))
+    answer = modem_tools.ussd(paths, args.name, args.code, args.timeout)
     if args.json:
-        return json.dumps({"modem": args.name, "reply": reply, "session": session}, ensure_ascii=False)
-    lines = [_printable(reply) if reply else "(empty reply)"]
-    if session:
+        return json.dumps({"modem": args.name, "reply": answer.reply, "session": answer.session}, ensure_ascii=False)
+    lines = [printable(answer.reply) if answer.reply else "(empty reply)"]
+    if answer.session:
         lines.append(f"the network keeps the session open: answer with 'otppi ussd {args.name} <option>', "
                      f"or end it with 'otppi ussd {args.name} --cancel'")
     return "\n".join(lines)
@@ -223,7 +168,8 @@ def cmd_sms_send(args: argparse.Namespace, paths: Paths) -> str:
 
 def _inbox_dict(m: InboxMessage) -> dict[str, Any]:
     return {"id": m.id, "time": m.sent_at if m.sent_at is not None else m.received_at, "received_at": m.received_at,
-            "modem": m.modem, "sender": m.sender, "body": m.body, "parts": m.parts, "read": m.is_read}
+            "modem": m.modem, "sender": m.sender, "body": m.body, "parts": m.parts, "incomplete": m.incomplete,
+            "read": m.is_read}
 
 
 @_command
@@ -243,8 +189,9 @@ def cmd_inbox_list(args: argparse.Namespace, paths: Paths) -> str:
         sys.stdout.reconfigure(errors="replace")
     zone = _zone()
     return "\n".join(
-        f"{m['id']}\t{_time(m['time'], zone)}\t{m['modem']}\t{_printable(m['sender'])}\t"
-        + _printable(m["body"]).replace("\n", "⏎").replace("\t", " ")
+        f"{m['id']}\t{_time(m['time'], zone)}\t{m['modem']}\t{printable(m['sender'])}\t"
+        + ("(incomplete) " if m["incomplete"] else "")
+        + printable(m["body"]).replace("\n", "⏎").replace("\t", " ")
         for m in messages
     )
 
@@ -259,9 +206,7 @@ def cmd_inbox_delete(args: argparse.Namespace, paths: Paths) -> str:
 
 @_command
 def cmd_inbox_refresh(args: argparse.Namespace, paths: Paths) -> str:
-    _modem(args.name)
-    request = {"op": "inbox_refresh", "modem": args.name, "timeout": TOOL_TIMEOUT}
-    stored = _ask(paths, request, TOOL_TIMEOUT)["stored"]
+    stored = modem_tools.refresh_inbox(paths, args.name)
     return f"{stored} message(s) moved from the SIM of {args.name} to the inbox"
 
 
@@ -270,31 +215,10 @@ def cmd_inbox_refresh(args: argparse.Namespace, paths: Paths) -> str:
 
 @_command
 def cmd_modem_imei(args: argparse.Namespace, paths: Paths) -> str:
-    imei = args.imei.strip()
-    if not _IMEI.fullmatch(imei):
-        raise CommandError("an IMEI is 15 digits")
-    check = luhn_digit(imei[:14])
-    if imei[14] != check:
-        raise CommandError(f"{imei} fails the Luhn check: with these first 14 digits the last one is {check}")
-    _modem(args.name)
-    answer = control.call(paths, {"op": "imei", "modem": args.name, "imei": imei, "timeout": TOOL_TIMEOUT},
-                          TOOL_TIMEOUT + MARGIN)
-    if not answer.get("ok"):
-        error = str(answer.get("error", ""))
-        if "cannot change its IMEI" in error:
-            raise CommandError(f"this modem cannot change its IMEI: {args.name} refused AT+EGMR")
-        raise CommandError(error or "the modem component refused the request")
-    return f"IMEI of {args.name} is now {imei} (restart the modem for the network to see it)"
+    return modem_tools.set_imei(paths, args.name, args.imei)
 
 
 # ---------------------------------------------------------------- SIM tool
-
-_CME_MEANING = {
-    16: "the SIM refused the PIN (wrong PIN)",
-    12: "the SIM now asks for its PUK: too many wrong PINs",
-    11: "the SIM asks for its PIN first",
-    3: "the SIM does not allow this now (a PIN can only be changed while the PIN lock is on)",
-}
 
 
 def _read_pins(args: argparse.Namespace) -> tuple[str, str]:
@@ -302,38 +226,13 @@ def _read_pins(args: argparse.Namespace) -> tuple[str, str]:
         raise CommandError("give the PIN on standard input with --pin-stdin (never on the command line)")
     pin = sys.stdin.readline().rstrip("\r\n")
     new = sys.stdin.readline().rstrip("\r\n") if args.action == "change" else ""
-    if not _PIN.fullmatch(pin):
-        raise CommandError("the current SIM PIN (first line) must be 4 to 8 digits")
-    if args.action == "change" and not _PIN.fullmatch(new):
-        raise CommandError("the new SIM PIN (second line) must be 4 to 8 digits")
     return pin, new
 
 
 @_command
 def cmd_sim_pin(args: argparse.Namespace, paths: Paths) -> str:
     pin, new = _read_pins(args)
-    _modem(args.name)
-    answer = control.call(paths, {"op": "sim_pin", "modem": args.name, "action": args.action, "pin": pin,
-                                  "new_pin": new, "timeout": TOOL_TIMEOUT}, TOOL_TIMEOUT + MARGIN)
-    if not answer.get("ok"):
-        error = str(answer.get("error", ""))
-        code = _CME.search(error)
-        if code and int(code.group(1)) in _CME_MEANING:
-            raise CommandError(f"{args.name}: {_CME_MEANING[int(code.group(1))]}")
-        for secret in filter(None, (pin, new)):
-            error = error.replace(secret, "****")
-        raise CommandError(error or "the modem component refused the request")
-    # The modem component enters this PIN when it opens the modem after a power cycle.
-    # Saving it restarts the modem's worker, which finds the SIM already unlocked.
-    saved = {"enable": pin, "change": new, "disable": ""}[args.action]
-    try:
-        modems.set_field(args.name, "sim_pin", saved)
-    except SettingError as exc:
-        raise CommandError(f"the SIM took it, but the PIN could not be saved: {exc}") from None
-    doorbell.ring(paths.doorbell("modem"))
-    done = {"enable": "SIM PIN lock enabled", "change": "SIM PIN changed", "disable": "SIM PIN lock disabled"}
-    where = "saved in" if saved else "removed from"
-    return f"{done[args.action]} on {args.name}; the PIN is {where} its modem settings"
+    return modem_tools.change_sim_pin(paths, args.name, args.action, pin, new)
 
 
 # ---------------------------------------------------------------- mobile internet
@@ -341,11 +240,7 @@ def cmd_sim_pin(args: argparse.Namespace, paths: Paths) -> str:
 
 @_command
 def cmd_internet(args: argparse.Namespace, paths: Paths) -> str:
-    _modem(args.name)
-    answer = _ask(paths, {"op": "internet", "modem": args.name, "action": args.action, "timeout": TOOL_TIMEOUT},
-                  TOOL_TIMEOUT)
-    error = _one_line(str(answer.get("error") or ""))
-    return f"{args.name}: internet {answer.get('state', 'unknown')}" + (f" ({error})" if error else "")
+    return _one_line(modem_tools.internet(paths, args.name, args.action).describe())
 
 
 # ---------------------------------------------------------------- parser

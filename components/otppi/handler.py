@@ -14,17 +14,24 @@ from typing import Any, Callable
 
 from peewee import IntegrityError
 
-from . import codes, otp
+from . import codes, control, otp
 from .contract import Request
 from .msisdn import mask, normalize
 from .outcome import OutcomeWatcher, wait_for
 from .paths import Paths
 from .store import blocklist
-from .store.db import db
-from .store.models import EmailOutbox, GeneralSettings, Modem, SettingsPage, SmsOutbox, SmsSettings
+from .store.models import (ApiUser, EmailOutbox, FeederAmqpSettings, FeederMqttSettings, FeederRedisSettings,
+                           FeederWsSettings, GeneralSettings, Modem, SettingsPage, SmsOutbox, SmsSettings)
 from .store.outbox import Outbox, enqueue, outcome_code
 
 log = logging.getLogger(__name__)
+
+#: A USSD answer takes the network 2 to 10 s: a caller that waits less (a broker request, wait 0) still
+#: gets this long.
+USSD_MIN_WAIT = 5.0
+#: The feeders' settings pages by the name that starts their requests' source ("mqtt:broker.host").
+FEEDER_PAGES = {page.SECTION.removeprefix("feeder_"): page
+                for page in (FeederWsSettings, FeederAmqpSettings, FeederRedisSettings, FeederMqttSettings)}
 
 ModemControl = Callable[[dict[str, Any], float], dict[str, Any]]
 #: Told about a request whose outcome is not known yet: (outbox table, row id, the answer so far).
@@ -206,14 +213,45 @@ class Handler:
         blocklist.unblock(msisdn, source)
         return response(req.name, codes.SUCCESS, {"receiver": req.data["receiver"], "msisdn": msisdn})
 
+    def _ussd_refusal(self, source: str) -> str:
+        """Why *source* may not run USSD codes (they can move credit), or "" when it may.
+
+        REST requests come from an API user (``rest:<name>``), allowed one by one; broker requests
+        (``<feeder>:<host>``) from anyone who may publish on the topic, allowed per subscriber.
+        """
+        if source.startswith("rest:"):
+            name = source[len("rest:"):]
+            user = ApiUser.get_or_none(ApiUser.username == name)
+            if user is not None and user.allow_ussd:
+                return ""
+            return (f"API user {name[:40]!r} may not use request-ussd (USSD codes can move credit): an administrator "
+                    f"allows it on the API users page or with 'otppi api-user set {name[:40]} --allow-ussd'")
+        feeder = source.split(":", 1)[0]
+        page = FEEDER_PAGES.get(feeder)
+        if page is not None and self.ctx.settings(page).allow_ussd:
+            return ""
+        if page is None:
+            return f"request-ussd is not allowed from {source[:40]!r}"
+        return (f"request-ussd through the {feeder} subscriber is off (USSD codes can move credit): an "
+                f"administrator turns on Allow USSD in its settings ({page.SECTION}.allow_ussd)")
+
     def _ussd(self, req: Request, source: str, wait: float) -> dict[str, Any]:
         d = req.data
         reply = {"modem": d["modem"], "code": d["code"]}
+        refusal = self._ussd_refusal(source)
+        if refusal:
+            log.warning("request-ussd refused for %s", source[:64])
+            return response(req.name, codes.UNAUTHORIZED, reply, refusal)
         if Modem.get_or_none(Modem.name == d["modem"]) is None:
             return response(req.name, codes.MALFORMED, reply, f"data.modem: no modem named {d['modem'][:40]!r}")
         if self.ctx.modem_control is None:
             return response(req.name, codes.FAILED, reply, "the modem component is not reachable")
-        answer = self.ctx.modem_control({"op": "ussd", "modem": d["modem"], "code": d["code"]}, max(wait, 5.0))
+        page = FEEDER_PAGES.get(source.split(":", 1)[0])
+        if wait <= 0 and page is not None:
+            wait = self.ctx.settings(page).timeout  # a broker request waits as long as its feeder's Timeout
+        deadline = max(wait, USSD_MIN_WAIT)  # the modem skips the call, or stops it, once the caller has gone
+        answer = self.ctx.modem_control({"op": "ussd", "modem": d["modem"], "code": d["code"], "timeout": deadline},
+                                        deadline + control.MARGIN)
         if not answer.get("ok"):
             return response(req.name, codes.FAILED, reply, str(answer.get("error", "USSD failed"))[:255])
         reply["reply"] = answer.get("reply", "")

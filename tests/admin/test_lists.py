@@ -185,6 +185,7 @@ def test_an_api_user_is_added_listed_edited_reset_and_deleted(admin_client):
     assert response.status_code == 302 and settings.generation() > generation
     user = ApiUser.get(ApiUser.username == "shop")
     assert user.active and verify_password(user.password_hash, "pw-long-enough")
+    assert not user.allow_ussd, "USSD codes can move credit: a new user may not run them unless ticked"
     listing = admin_client.get("/lists/api-users").get_data(as_text=True)
     for shown in ("shop", "shop@example.com", "+62 812 3456 7890", "active"):
         assert shown in listing
@@ -195,6 +196,17 @@ def test_an_api_user_is_added_listed_edited_reset_and_deleted(admin_client):
     user = ApiUser.get_by_id(user.id)
     assert not user.active and user.email == "ops@example.com"
     assert "inactive" in admin_client.get("/lists/api-users").get_data(as_text=True)
+    assert submit(admin_client, edit, allow_ussd=True).status_code == 302
+    assert ApiUser.get_by_id(user.id).allow_ussd
+    assert '<span class="badge ok">allowed</span>' in admin_client.get("/lists/api-users").get_data(as_text=True)
+    assert submit(admin_client, edit, allow_ussd=False).status_code == 302
+    assert not ApiUser.get_by_id(user.id).allow_ussd
+    response = post_form(admin_client, "/lists/api-users", {
+        "username": "ops", "password": "pw-long-enough", "password2": "pw-long-enough", "active": "on",
+        "allow_ussd": "on"})
+    ops = ApiUser.get(ApiUser.username == "ops")
+    assert response.status_code == 302 and ops.allow_ussd
+    assert post_form(admin_client, f"/lists/api-users/{ops.id}/delete", page=f"/lists/api-users/{ops.id}").status_code == 302
 
     short = post_form(admin_client, f"{edit}/password", {"password": "short", "password2": "short"}, page=edit)
     assert short.status_code == 400 and "at least 8" in error_beside(short.get_data(as_text=True), "password")

@@ -276,6 +276,17 @@ def test_reading_a_message_marks_it_read(admin_client):
     assert admin_client.get("/inbox/999").status_code == 404
 
 
+def test_an_incomplete_message_says_so(admin_client):
+    first, second = add_inbox(2)
+    with db.atomic():
+        InboxMessage.update(incomplete=True, body="one [part 2 of 3 did not arrive]three").where(
+            InboxMessage.id == second).execute()
+    listing = admin_client.get("/inbox").get_data(as_text=True)
+    assert listing.count(">incomplete</span>") == 1
+    assert 'id="incomplete"' in admin_client.get(f"/inbox/{second}").get_data(as_text=True)
+    assert 'id="incomplete"' not in admin_client.get(f"/inbox/{first}").get_data(as_text=True)
+
+
 def test_deleting_a_message(admin_client):
     first, second = add_inbox(2)
     response = post_form(admin_client, f"/inbox/{first}/delete", page="/inbox")

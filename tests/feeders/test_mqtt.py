@@ -126,7 +126,7 @@ def test_every_command_end_to_end_through_the_modem(gateway_factory, mqtt_broker
     gw = gateway_factory(count=1)
     gw.add_modem("m", 0, "--default")
     gw.start_modem(wait_for=["m"])
-    settings = configure(gw.root, mqtt_broker)
+    settings = configure(gw.root, mqtt_broker, allow_ussd="true")  # request-ussd is off for a new subscriber
     feeder = feeders(gw.root)
     feeder.connected()
     topic = settings["topic"]

@@ -106,7 +106,7 @@ def test_the_handshake_target_is_the_spec_one() -> None:
 
 def test_every_command_reaches_the_store_and_the_modem(site: Site) -> None:
     site.broker.start()
-    site.configure()
+    site.configure(allow_ussd="true")  # request-ussd is off for a new subscriber
     site.start_feeder()
     site.wait_connections(1)
     gw = site.gw

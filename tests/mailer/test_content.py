@@ -6,7 +6,6 @@ import re
 import time
 from email.utils import parsedate_to_datetime
 
-import pytest
 
 from otppi import keys
 from otppi.admin.reset import reset_text

@@ -6,6 +6,7 @@ import time
 
 from otppi import codes
 
+from ..gateway import API_USER
 from ..helpers import wait_until
 
 
@@ -145,6 +146,7 @@ def test_ussd_through_rest(gateway_factory) -> None:
     gw.add_modem("huawei", 1)
     gw.start_modem(wait_for=["simcom", "huawei"])
     gw.start_api()
+    gw.cli("api-user", "set", API_USER, "--allow-ussd")
     for name in ("simcom", "huawei"):
         answer = gw.rest("request-ussd", modem=name, code="*888#")
         assert answer["response_code"] == "000", answer

@@ -342,7 +342,7 @@ def test_up_without_pppd_answers_a_clear_error(gateway_factory, tmp_path, monkey
     gw.start_modem(wait_for=["a", "b"])
     gw.start_api()
     answer = internet(gw, "up")
-    assert answer == {"ok": False, "error": "pppd is not installed"}
+    assert answer == {"ok": False, "error": "pppd is not installed", "kind": "unsupported", "cme": None}
     assert gw.states()["a"] == "ready", "the worker keeps the port when no link can start"
     assert send(gw, "no-pppd") == "a"
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from ..cli_modem import TOOL_TIMEOUT, _printable
+from .. import modem_tools
+from ..modem_tools import ToolError, printable
 from ..store.db import db
 from ..store.models import InboxMessage
 from .forms import Form
-from .toolkit import ToolError, active_modems, ask, component_error, local_time, queue_manual_sms
+from .toolkit import active_modems, app_paths, component_error, local_time, queue_manual_sms
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 
@@ -24,10 +25,11 @@ PREVIEW = 80
 
 
 def _row(m: InboxMessage) -> dict:
-    text = _printable(m.body)
+    text = printable(m.body)
     return {"id": m.id, "time": local_time(m.sent_at if m.sent_at is not None else m.received_at),
-            "received": local_time(m.received_at), "modem": m.modem, "sender": _printable(m.sender),
-            "body": text, "preview": " ⏎ ".join(text.splitlines())[:PREVIEW], "read": m.is_read, "parts": m.parts}
+            "received": local_time(m.received_at), "modem": m.modem, "sender": printable(m.sender),
+            "body": text, "preview": " ⏎ ".join(text.splitlines())[:PREVIEW], "read": m.is_read, "parts": m.parts,
+            "incomplete": m.incomplete}
 
 
 @bp.route("")
@@ -100,7 +102,7 @@ def refresh():
     notes, failed = [], False
     for name in active_modems():
         try:
-            stored = ask({"op": "inbox_refresh", "modem": name, "timeout": TOOL_TIMEOUT}, TOOL_TIMEOUT)["stored"]
+            stored = modem_tools.refresh_inbox(app_paths(), name)
             notes.append(f"{name}: {stored} new")
         except ToolError as exc:
             notes.append(f"{name}: {exc}")

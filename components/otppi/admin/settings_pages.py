@@ -47,6 +47,7 @@ LABELS = {
     "reconnect_delay": "Reconnect delay (s)", "timeout": "Timeout (s)", "client_id": "Client ID",
     "ssid": "SSID name", "ssid_password": "SSID password", "dns": "DNS", "dns1": "DNS 1", "dns2": "DNS 2",
     "ip_address": "IP address", "api_key": "API key", "account_id": "Account ID",
+    "allow_ussd": "Allow USSD (request-ussd; its codes can move credit)",
     "domain_name_servers_address": "Domain name servers address", "ranges": "Range(s), e.g. 192.168.0.10-192.168.0.100",
 }
 

@@ -1,23 +1,21 @@
-"""What the modem tool pages share: asking the modem component, the modems to choose from, queuing a manual
-SMS, and times in the device's zone.
+"""What the modem tool pages share: the modems to choose from, queuing a manual SMS, and times in the
+device's zone.
 
-Only the modem component touches serial ports (docs/architecture.md, Processes): the pages ask it over its
-control socket, as the ``otppi`` commands do (``otppi.cli_modem``), with the same checks, timeouts and
-messages, so the web and the command line accept and refuse exactly the same input. A component that is
-not running is a message on the page, never an error page.
+The tools themselves are the shared modem tools (:mod:`otppi.modem_tools`), which the ``otppi`` commands
+call too, so the web and the command line accept and refuse exactly the same input with the same words.
+A component that is not running is a message on the page, never an error page.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
 
-from .. import control, manual_sms
-from ..cli_modem import MARGIN, STATUS_TIMEOUT
+from .. import manual_sms, modem_tools
+from ..modem_tools import ToolError
 from ..paths import Paths
 from ..store.models import Modem, TimeSettings
 
@@ -26,30 +24,13 @@ MANUAL_WAIT = 10.0
 SOURCE = "admin"
 
 
-class ToolError(Exception):
-    """A failure shown on the page; beside the field *field* when it names one."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
-
-
 def app_paths() -> Paths:
     return current_app.config["OTPPI_PATHS"]
 
 
-def ask(request: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """One control request; its error (the component not running included) becomes a ToolError."""
-    answer = control.call(app_paths(), request, timeout + MARGIN)
-    if not answer.get("ok"):
-        raise ToolError(str(answer.get("error") or "the modem component refused the request")[:500])
-    return answer
-
-
 def component_error() -> str:
     """Why the modem component cannot be asked right now, or "" when it answers."""
-    answer = control.call(app_paths(), {"op": "status"}, STATUS_TIMEOUT)
-    return "" if answer.get("ok") else str(answer.get("error") or "the modem component did not answer")
+    return modem_tools.component_error(app_paths())
 
 
 def active_modems() -> list[str]:
@@ -58,12 +39,7 @@ def active_modems() -> list[str]:
 
 
 def active_modem(name: str, field: str = "modem") -> Modem:
-    if not name:
-        raise ToolError("choose a modem", field)
-    try:
-        return manual_sms.active_modem(name)
-    except manual_sms.ManualSmsError as exc:
-        raise ToolError(str(exc), field) from None
+    return modem_tools.active_modem(name, field)
 
 
 # ---------------------------------------------------------------- manual SMS

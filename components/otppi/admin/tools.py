@@ -1,22 +1,20 @@
 """The modem tools of the spec: USSD, Manual SMS, IMEI Tool, SIM Tool and Internet Mobile.
 
-Each asks the modem component over its control socket with the checks and messages of the matching
-``otppi`` command (``otppi.cli_modem``). A tool that changed something answers with a redirect and a
-flashed message (a reload does not repeat it); a refusal is shown on the page beside its field.
+Each page is one call of the shared modem tools (:mod:`otppi.modem_tools`, which the ``otppi``
+commands call too) or, for a manual SMS, of :mod:`otppi.manual_sms`. A tool that changed something
+answers with a redirect and a flashed message (a reload does not repeat it); a refusal is shown on the
+page beside its field.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from .. import doorbell
-from ..cli_modem import _CME, _CME_MEANING, _IMEI, _PIN, _USSD, TOOL_TIMEOUT, _printable
-from ..luhn import luhn_digit
-from ..store import modems
+from .. import modem_tools
+from ..modem_tools import ToolError, printable
 from ..store.models import Modem
-from ..store.settings import SettingError
 from .forms import Form
-from .toolkit import ToolError, active_modem, active_modems, app_paths, ask, component_error, queue_manual_sms
+from .toolkit import active_modem, active_modems, app_paths, component_error, queue_manual_sms
 
 bp = Blueprint("tools", __name__, url_prefix="/tools")
 
@@ -28,9 +26,6 @@ MENU = ("Modem tools", [
     ("Internet mobile", "tools.internet", {}),
 ])
 
-USSD_TIMEOUT = 30.0
-USSD_CODE_HELP = "a USSD code is digits, *, # and + (at most 64), such as *123# or a menu option 1"
-
 
 def _failed(form: Form, exc: ToolError) -> None:
     form.error(exc.field or "_page", str(exc))
@@ -39,6 +34,10 @@ def _failed(form: Form, exc: ToolError) -> None:
 def _page(template: str, form: Form, **context):
     status = 400 if set(form.errors) - {"_page"} else 200  # a field to correct, not a refusal
     return render_template(template, form=form, modems=active_modems(), **context), status
+
+
+def _active_rows() -> list[Modem]:
+    return list(Modem.select().where(Modem.active == True).order_by(Modem.name))  # noqa: E712
 
 
 # ---------------------------------------------------------------- manual SMS
@@ -70,20 +69,15 @@ def ussd():
     form = Form(request.form)
     result = None
     if request.method == "POST":
+        name = form.get("modem").strip()
         try:
-            name = active_modem(form.get("modem").strip()).name
             if form.get("action") == "cancel":
-                ask({"op": "ussd_cancel", "modem": name, "timeout": TOOL_TIMEOUT}, TOOL_TIMEOUT)
+                modem_tools.ussd_cancel(app_paths(), name)
                 result = {"modem": name, "reply": "", "session": False, "ended": True}
             else:
-                code = form.get("code").strip()
-                if not code:
-                    raise ToolError("enter a USSD code such as *123#", "code")
-                if not _USSD.fullmatch(code):
-                    raise ToolError(USSD_CODE_HELP, "code")
-                answer = ask({"op": "ussd", "modem": name, "code": code, "timeout": USSD_TIMEOUT}, USSD_TIMEOUT)
-                result = {"modem": name, "reply": _printable(str(answer.get("reply", ""))),
-                          "session": bool(answer.get("session")), "ended": False}
+                answer = modem_tools.ussd(app_paths(), name, form.get("code"))
+                result = {"modem": answer.modem, "reply": printable(answer.reply), "session": answer.session,
+                          "ended": False}
         except ToolError as exc:
             _failed(form, exc)
     return _page("tools/ussd.html", form, result=result)
@@ -92,82 +86,37 @@ def ussd():
 # ---------------------------------------------------------------- IMEI tool
 
 
-def _imei(form: Form) -> str:
-    imei = form.get("imei").strip()
-    if not _IMEI.fullmatch(imei):
-        raise ToolError("an IMEI is 15 digits", "imei")
-    check = luhn_digit(imei[:14])
-    if imei[14] != check:
-        raise ToolError(f"{imei} fails the Luhn check: with these first 14 digits the last one is {check}", "imei")
-    return imei
-
-
 @bp.route("/imei", methods=["GET", "POST"])
 def imei():
     form = Form(request.form)
     if request.method == "POST":
         try:
-            new = _imei(form)
-            name = active_modem(form.get("modem").strip()).name
-            try:
-                ask({"op": "imei", "modem": name, "imei": new, "timeout": TOOL_TIMEOUT}, TOOL_TIMEOUT)
-            except ToolError as exc:
-                if "cannot change its IMEI" in str(exc):
-                    raise ToolError(f"this modem cannot change its IMEI: {name} refused AT+EGMR") from None
-                raise
+            done = modem_tools.set_imei(app_paths(), form.get("modem").strip(), form.get("imei"))
         except ToolError as exc:
             _failed(form, exc)
         else:
-            flash(f"IMEI of {name} is now {new} (restart the modem for the network to see it).")
+            flash(done + ".")
             return redirect(url_for("tools.imei"))
-    rows = Modem.select().where(Modem.active == True).order_by(Modem.name)  # noqa: E712
-    return _page("tools/imei.html", form, rows=rows)
+    return _page("tools/imei.html", form, rows=_active_rows())
 
 
 # ---------------------------------------------------------------- SIM tool
 
-SIM_ACTIONS = {"enable": "Turn the PIN lock on", "disable": "Turn the PIN lock off", "change": "Change the PIN"}
-SIM_DONE = {"enable": "SIM PIN lock enabled", "change": "SIM PIN changed", "disable": "SIM PIN lock disabled"}
 
-
-def _pins(form: Form, action: str) -> tuple[str, str]:
-    pin, new = form.get("pin"), form.get("new_pin") if action == "change" else ""
-    if not _PIN.fullmatch(pin):
-        form.error("pin", "the current SIM PIN must be 4 to 8 digits")
-    if action == "change":
-        if not _PIN.fullmatch(new):
-            form.error("new_pin", "the new SIM PIN must be 4 to 8 digits")
-        elif new != form.get("new_pin2"):
-            form.error("new_pin2", "the two new PINs differ")
-    return pin, new
-
-
-def _sim_refusal(name: str, error: str, secrets: tuple[str, ...]) -> str:
-    code = _CME.search(error)
-    if code and int(code.group(1)) in _CME_MEANING:
-        return f"{name}: {_CME_MEANING[int(code.group(1))]}"
-    for secret in filter(None, secrets):
-        error = error.replace(secret, "****")
-    return error
-
-
-def _change_pin(name: str, action: str, pin: str, new: str) -> str:
-    """Ask the SIM, then keep the PIN the SIM now wants in the modem's settings, as ``otppi sim pin`` does."""
+def _check_sim_form(form: Form, action: str) -> None:
+    """Every field's problem at once (the tool itself stops at the first)."""
+    if action not in modem_tools.SIM_ACTIONS:
+        form.error("action", "choose what to do")
+    new = form.get("new_pin") if action == "change" else ""
+    problems = modem_tools.pin_problems(action, form.get("pin"), new)
+    for field, problem in problems.items():
+        form.error(field, problem)
+    if action == "change" and "new_pin" not in problems and new != form.get("new_pin2"):
+        form.error("new_pin2", "the two new PINs differ")
     try:
-        ask({"op": "sim_pin", "modem": name, "action": action, "pin": pin, "new_pin": new, "timeout": TOOL_TIMEOUT},
-            TOOL_TIMEOUT)
+        active_modem(form.get("modem").strip())
     except ToolError as exc:
-        raise ToolError(_sim_refusal(name, str(exc), (pin, new))) from None
-    # The modem component enters this PIN when it opens the modem after a power cycle;
-    # saving it restarts the modem's worker, which finds the SIM already unlocked.
-    saved = {"enable": pin, "change": new, "disable": ""}[action]
-    try:
-        modems.set_field(name, "sim_pin", saved)
-    except SettingError as exc:
-        raise ToolError(f"the SIM took it, but the PIN could not be saved: {exc}") from None
-    doorbell.ring(app_paths().doorbell("modem"))
-    where = "saved in" if saved else "removed from"
-    return f"{SIM_DONE[action]} on {name}; the PIN is {where} its modem settings."
+        _failed(form, exc)
 
 
 @bp.route("/sim", methods=["GET", "POST"])
@@ -175,22 +124,17 @@ def sim():
     form = Form(request.form)
     if request.method == "POST":
         action = form.get("action")
-        if action not in SIM_ACTIONS:
-            form.error("action", "choose what to do")
-        pin, new = _pins(form, action)
-        try:
-            name = active_modem(form.get("modem").strip()).name
-        except ToolError as exc:
-            _failed(form, exc)
+        _check_sim_form(form, action)
         if form.ok:
             try:
-                flash(_change_pin(name, action, pin, new))
+                done = modem_tools.change_sim_pin(app_paths(), form.get("modem").strip(), action, form.get("pin"),
+                                                  form.get("new_pin") if action == "change" else "")
             except ToolError as exc:
                 _failed(form, exc)
             else:
+                flash(done + ".")
                 return redirect(url_for("tools.sim"))
-    rows = Modem.select().where(Modem.active == True).order_by(Modem.name)  # noqa: E712
-    return _page("tools/sim.html", form, rows=rows, actions=SIM_ACTIONS)
+    return _page("tools/sim.html", form, rows=_active_rows(), actions=modem_tools.SIM_ACTIONS)
 
 
 # ---------------------------------------------------------------- Internet mobile
@@ -207,18 +151,13 @@ def internet():
     if request.method == "POST":
         action = form.get("action")
         try:
-            row = active_modem(form.get("modem").strip())
             if action not in ("up", "down"):
                 raise ToolError("choose connect or disconnect")
-            if not row.internet_access:
-                raise ToolError(f"Internet Access is off for modem {row.name}: turn it on in its modem settings")
-            answer = ask({"op": "internet", "modem": row.name, "action": action, "timeout": TOOL_TIMEOUT},
-                         TOOL_TIMEOUT)
+            link = modem_tools.internet(app_paths(), form.get("modem").strip(), action)
         except ToolError as exc:
             form.error("_page", str(exc))  # this page has no fields: every message goes on top
         else:
-            error = str(answer.get("error") or "")
-            flash(f"{row.name}: internet {answer.get('state', 'unknown')}" + (f" ({error})" if error else "") + ".")
+            flash(link.describe() + ".")
             return redirect(url_for("tools.internet"))
     rows = _internet_rows()
     down = component_error() if rows else ""
@@ -228,9 +167,8 @@ def internet():
             states[row.name] = ("unknown", "")
             continue
         try:
-            answer = ask({"op": "internet", "modem": row.name, "action": "state", "timeout": TOOL_TIMEOUT},
-                         TOOL_TIMEOUT)
-            states[row.name] = (str(answer.get("state", "unknown")), str(answer.get("error") or ""))
+            link = modem_tools.internet(app_paths(), row.name, "state")
+            states[row.name] = (link.state, link.error)
         except ToolError as exc:
             states[row.name] = ("unknown", str(exc))
     return render_template("tools/internet.html", form=form, rows=rows, states=states, down=down)

@@ -16,7 +16,7 @@ from typing import Callable
 
 from . import pdu
 from .at import AtSession, Urc, response_value
-from .errors import CmeError, CommandError, ModemError, ModemTimeout
+from .errors import CmeError, CommandError, ModemError, ModemTimeout, Unsupported
 from .port import PortSettings, open_port
 from .ussd import decode_ussd, encode_ussd_request
 
@@ -241,15 +241,28 @@ class ModemDevice:
     # ---------------------------------------------------------------- USSD
 
     def ussd(self, code: str, timeout: float = 30.0) -> tuple[str, bool]:
-        """Run a USSD code (or answer an open session); return (reply, the session waits for more)."""
+        """Run a USSD code (or answer an open session); return (reply, the session waits for more).
+
+        *timeout* is all the time the caller has: the command and the network's answer share it.
+        When it runs out the request is ended (AT+CUSD=2), so a late answer opens no session.
+        """
+        deadline = time.monotonic() + timeout
         while not self._ussd.empty():
             self._ussd.get_nowait()
-        self.at(f'AT+CUSD=1,"{encode_ussd_request(code, self.manufacturer)}",15', timeout=timeout)
+        request = encode_ussd_request(code, self.manufacturer)
+        self.at(f'AT+CUSD=1,"{request}",15', timeout=min(timeout, self.config.command_timeout))
         try:
-            urc = self._ussd.get(timeout=timeout)
+            urc = self._ussd.get(timeout=max(deadline - time.monotonic(), 0.0))
         except queue.Empty:
+            self._end_ussd()
             raise ModemTimeout(f"{self.name}: no USSD answer in {timeout:g} s") from None
         return decode_ussd(urc.value, self.manufacturer)
+
+    def _end_ussd(self) -> None:
+        try:
+            self.at("AT+CUSD=2", timeout=2.0)
+        except ModemError as exc:  # the request timed out already; this is only tidying up
+            log.info("%s: ending the USSD request failed: %s", self.name, exc)
 
     def ussd_cancel(self) -> None:
         self.at("AT+CUSD=2")
@@ -263,7 +276,7 @@ class ModemDevice:
         try:
             self.at(f'AT+EGMR=1,7,"{imei}"')
         except CommandError as exc:
-            raise ModemError(f"{self.name} cannot change its IMEI (AT+EGMR: {exc})") from exc
+            raise Unsupported(f"{self.name} cannot change its IMEI (AT+EGMR: {exc})") from exc
 
     def sim_pin_lock(self, enable: bool, pin: str) -> None:
         _check_pin(pin)

@@ -8,6 +8,13 @@ whose modem failed goes back to the queue with that modem marked as tried,
 so the next eligible modem takes it: that is the failover. A row that no
 modem may ever take fails at once with 1101; one that waits longer than the
 queue timeout for a usable modem fails the same way.
+
+Nothing claimed is left behind: a worker thread that died is started again
+and the rows it held are queued again at once, and a row that stays
+'sending' past its lease (:data:`LEASE_MARGIN` plus the send timeout per
+part, counted from the claim, or from the moment its modem began sending it)
+goes back to the queue; the worker checks a row is still its own before it
+sends it, so a requeued row is not sent twice.
 """
 
 from __future__ import annotations
@@ -26,12 +33,21 @@ from ..seal import SealError, unseal
 from ..store import outbox
 from ..store.db import db
 from ..store.models import GeneralSettings, Modem, ModemStatus, SmsOutbox, SmsSettings, TimeSettings
+from .inbox import purge_incomplete
 from .routing import RoundRobin, tiers
+from .userdata import part_count
 from .worker import ModemConfig, ModemWorker, SendJob, SendResult
 
 log = logging.getLogger(__name__)
 
 BATCH = 200
+#: Seconds a claimed row may stay 'sending' beyond the send timeout of each of its parts before it is
+#: queued again: room for the one job a send can wait behind (an interactive call, an inbox read) and
+#: a reopen. A worker that began the send extends it from that moment.
+LEASE_MARGIN = 60.0
+LEASE_CHECK = 5.0  # seconds between two lease checks
+PURGE_CHECK = 600.0  # seconds between two looks for multipart messages that will never be complete
+RESTART_DELAY, RESTART_MAX_DELAY = 1.0, 60.0  # a worker that keeps dying is started again less often
 
 
 class Dispatcher:
@@ -46,6 +62,9 @@ class Dispatcher:
         self.general = GeneralSettings.load()
         self._zone = ZoneInfo("UTC")
         self._sent_today: dict[str, tuple[str, int]] = {}
+        self._restarts: dict[str, tuple[float, float]] = {}  # name: (next delay, not before)
+        self._next_lease_check = 0.0
+        self._next_purge = 0.0
 
     # ---------------------------------------------------------------- workers
 
@@ -78,12 +97,64 @@ class Dispatcher:
                 worker.send_timeout = self.sms.send_timeout
         for name, config in wanted.items():
             if name not in self.workers:
-                worker = self._worker_factory(config, on_result=self._on_result, on_change=self._wake,
-                                              send_timeout=self.sms.send_timeout)
-                self.workers[name] = worker
-                worker.start()
+                self._start_worker(config)
         with db.atomic():
             ModemStatus.delete().where(ModemStatus.name.not_in(list(wanted) or [""])).execute()
+
+    def _start_worker(self, config: ModemConfig) -> ModemWorker:
+        worker = self._worker_factory(config, on_result=self._on_result, on_change=self._wake,
+                                      send_timeout=self.sms.send_timeout)
+        self.workers[config.name] = worker
+        worker.start()
+        return worker
+
+    def _restart_dead(self, now: float) -> None:
+        """A worker thread that ended on its own (a bug): its rows back to the queue, a new worker."""
+        for name, worker in list(self.workers.items()):
+            if worker.is_alive() or worker.stopping:
+                continue
+            delay, not_before = self._restarts.get(name, (RESTART_DELAY, 0.0))
+            if now < not_before:
+                continue
+            log.error("modem %s: its worker stopped unexpectedly: starting it again", name)
+            held = list(SmsOutbox.select().where((SmsOutbox.state == "sending") & (SmsOutbox.modem == name)))
+            self._requeue(held, f"the worker of modem {name} stopped")
+            self._restarts[name] = (min(delay * 2, RESTART_MAX_DELAY), now + delay)
+            self._start_worker(worker.config)
+
+    def _lease_ends(self, row: SmsOutbox) -> float:
+        worker = self.workers.get(row.modem)
+        began = worker.sending_since(row.id) if worker is not None else None
+        start = row.updated_at if began is None else time.time() - (time.monotonic() - began)
+        return start + self.sms.send_timeout * max(row.parts, 1) + LEASE_MARGIN
+
+    def _expire_leases(self, now: float) -> None:
+        """Rows 'sending' past their lease: no outcome will come (a hung modem), queue them again."""
+        if now < self._next_lease_check:
+            return
+        self._next_lease_check = now + LEASE_CHECK
+        oldest = now - self.sms.send_timeout - LEASE_MARGIN  # no lease ends sooner than this
+        candidates = SmsOutbox.select().where((SmsOutbox.state == "sending") & (SmsOutbox.updated_at < oldest))
+        expired = [row for row in candidates if self._lease_ends(row) < now]
+        self._requeue(expired, "no outcome from modem {modem} in time: queued again")
+
+    def _requeue(self, rows: list[SmsOutbox], why: str) -> None:
+        """Claimed rows whose outcome will never come back to the queue (the modem is not marked tried:
+        it failed nothing, and a busy or hung one is not handed rows anyway)."""
+        for row in rows:
+            cause = why.format(modem=row.modem)
+            log.warning("sms %d: %s", row.id, cause)
+            with db.atomic():
+                if SmsOutbox.update(state="queued", modem="", last_error=cause[:255]).where(
+                        (SmsOutbox.id == row.id) & (SmsOutbox.state == "sending")
+                        & (SmsOutbox.attempts == row.attempts)).execute():
+                    outbox.record_event("sms", source=row.source, modem=row.modem, receiver=row.receiver,
+                                        result="retry", cause=cause)
+
+    def _purge_parts(self, now: float) -> None:
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_CHECK
+            purge_incomplete(now)
 
     def stop(self) -> None:
         for worker in self.workers.values():
@@ -107,12 +178,23 @@ class Dispatcher:
                 self._handle(self.results.get_nowait())
             except queue.Empty:
                 break
+        self._restart_dead(now)
+        self._expire_leases(now)
+        self._purge_parts(now)
         self._release_quarantines(now)
         return self._assign(now)
 
     def _handle(self, result: SendResult) -> None:
         worker = self.workers.get(result.modem)
+        if result.skipped:
+            return
         if result.ok:
+            row = SmsOutbox.get_or_none(SmsOutbox.id == result.row_id)
+            if row is None or row.state in outbox.FINAL:
+                log.warning("modem %s sent row %d, which had ended already (%s)", result.modem, result.row_id,
+                            row.state if row else "deleted")
+                return
+            # Sent, even if its lease ran out meanwhile: a modem holding it again finds it sent and skips it.
             with db.atomic():
                 SmsOutbox.update(message_refs=",".join(map(str, result.refs)), parts=len(result.refs),
                                  delivery_state="pending" if self.sms.status_report else "").where(
@@ -125,8 +207,8 @@ class Dispatcher:
         log.warning("modem %s failed row %d: %s", result.modem, result.row_id, result.error)
         with db.atomic():
             row = SmsOutbox.get_or_none(SmsOutbox.id == result.row_id)
-            if row is None or row.state != "sending":
-                return
+            if row is None or (row.state, row.modem, row.attempts) != ("sending", result.modem, result.attempt):
+                return  # its lease ran out and it went on without this modem
             tried = [t for t in row.tried.split(",") if t] + [result.modem]
             SmsOutbox.update(state="queued", tried=",".join(dict.fromkeys(tried)), last_error=result.error[:255],
                              modem="").where(SmsOutbox.id == row.id).execute()
@@ -206,7 +288,8 @@ class Dispatcher:
 
     def _choose(self, remaining: list[list[str]], free: set[str], now: float, sleep: float) -> tuple[str | None, float]:
         for tier in remaining:
-            for name in self.round_robin.order(tier):
+            # A modem running an interactive call (a USSD code) takes a send only after it: others first.
+            for name in sorted(self.round_robin.order(tier), key=lambda n: n in free and self.workers[n].in_call):
                 if name not in free or not self._under_cap(name):
                     continue
                 ready_at = self._paced_until(self.workers[name])
@@ -232,9 +315,14 @@ class Dispatcher:
         except (SealError, TypeError) as exc:
             outbox.finish(self.paths, SmsOutbox, row.id, "failed", error=f"message body unreadable: {exc}")
             return False
-        if not outbox.claim(SmsOutbox, row.id, modem=worker.config.name):
+        try:
+            parts = part_count(text)
+        except ValueError:
+            parts = 1  # too long for any modem: the send fails and says so
+        if not outbox.claim(SmsOutbox, row.id, modem=worker.config.name, parts=parts):
             return False
         if self.sms.log_outgoing:  # "Log Outgoing SMS"
             log.info("sms %d to %s via %s", row.id, mask(row.receiver), worker.config.name)
-        worker.submit(SendJob(row.id, row.receiver, text, self.sms.status_report, worker.next_concat_reference()))
+        worker.submit(SendJob(row.id, row.receiver, text, self.sms.status_report, worker.next_concat_reference(),
+                              attempt=row.attempts + 1))
         return True

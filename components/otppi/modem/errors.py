@@ -163,6 +163,30 @@ class ModemClosed(ModemError):
     """The port is gone (closed, unplugged, or it could not be opened)."""
 
 
+class ModemUnavailable(ModemError):
+    """The modem cannot take interactive work now (not connected, carrying a PPP link, stopping)."""
+
+
+class ModemBusy(ModemError):
+    """Another interactive call already waits for this modem: this one is refused, not queued."""
+
+
+class CallExpired(ModemTimeout):
+    """The caller's deadline passed before the modem got to the call: it was skipped, never run."""
+
+
+class Unsupported(ModemError):
+    """The modem cannot do this at all (its firmware has no such command)."""
+
+
+class UssdError(ModemError):
+    """The network ended a USSD request without a reply (+CUSD: 2..5, TS 27.007 clause 7.15)."""
+
+    def __init__(self, message: str, status: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class CommandError(ModemError):
     """The modem answered a command with a plain ERROR (or another failure result code)."""
 

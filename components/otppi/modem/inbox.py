@@ -3,13 +3,17 @@
 A message is committed to the database before the modem is told to delete
 it from the SIM. Parts of a multipart message wait in ``inbox_part`` (so a
 restart between parts loses nothing) until the last one arrives; then the
-whole text becomes one inbox message.
+whole text becomes one inbox message. Parts that stay incomplete for
+:data:`INCOMPLETE_AFTER` become an inbox message marked incomplete, with
+each missing part shown where it belongs, rather than wait forever.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+
+from peewee import fn
 
 from ..msisdn import mask
 from ..store.db import db
@@ -20,6 +24,13 @@ from .pdu import Deliver, StatusReport
 log = logging.getLogger(__name__)
 
 REPORT_WINDOW = 3 * 86_400  # a status report older than this matches nothing
+
+#: Seconds after its newest part arrived that a multipart SMS still missing parts is given up on.
+#: Parts travel separately and an SMSC retries an undelivered one, with growing pauses, until its
+#: validity period ends (TS 23.040 9.2.3.12): hours apart is normal, and SMSCs commonly keep a
+#: message 1 to 3 days. Past three days of silence the missing parts are not coming.
+INCOMPLETE_AFTER = 3 * 86_400
+MISSING_PART = "[part {sequence} of {total} did not arrive]"
 
 
 def store_deliver(modem: str, message: Deliver) -> InboxMessage | None:
@@ -48,6 +59,31 @@ def _complete(modem: str, sender: str, text: str, sent_at: float, parts: int) ->
     record_event("inbox", modem=modem, receiver=sender, result="received", cause=f"{parts} part(s)")
     log.info("%s: SMS from %s stored (%d part(s))", modem, mask(sender), parts)
     return row
+
+
+def purge_incomplete(now: float | None = None) -> int:
+    """Multipart SMS whose newest part is older than :data:`INCOMPLETE_AFTER`: into the inbox as received,
+    marked incomplete, a placeholder for each missing part; return how many."""
+    cutoff = (time.time() if now is None else now) - INCOMPLETE_AFTER
+    key = (InboxPart.modem, InboxPart.sender, InboxPart.reference, InboxPart.total)
+    stale = list(InboxPart.select(*key).group_by(*key).having(fn.MAX(InboxPart.received_at) < cutoff).tuples())
+    for modem, sender, reference, total in stale:
+        with db.atomic():
+            parts = list(InboxPart.select().where(
+                (InboxPart.modem == modem) & (InboxPart.sender == sender) & (InboxPart.reference == reference)
+                & (InboxPart.total == total)).order_by(InboxPart.sequence))
+            by_sequence = {p.sequence: p.text for p in parts}
+            text = "".join(by_sequence.get(n, MISSING_PART.format(sequence=n, total=total))
+                           for n in range(1, total + 1))
+            sent_at = min((p.sent_at for p in parts if p.sent_at is not None), default=None)
+            InboxMessage.create(modem=modem, sender=sender, body=text, sent_at=sent_at, parts=len(parts),
+                                incomplete=True, received_at=max(p.received_at for p in parts))
+            InboxPart.delete().where(InboxPart.id.in_([p.id for p in parts])).execute()
+            record_event("inbox", modem=modem, receiver=sender, result="incomplete",
+                         cause=f"{len(parts)} of {total} part(s)")
+        log.warning("%s: SMS from %s kept incomplete: %d of %d part(s) arrived", modem, mask(sender), len(parts),
+                    total)
+    return len(stale)
 
 
 def apply_status_report(modem: str, report: StatusReport, now: float | None = None) -> bool:

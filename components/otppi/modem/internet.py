@@ -21,6 +21,7 @@ from typing import Any
 from ..fsutil import atomic_write
 from ..paths import Paths
 from ..store.models import Modem
+from .errors import Unsupported
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,7 @@ class Internet:
         binary = shutil.which(self.pppd)
         if binary is None:
             self.errors[name] = "pppd is not installed"
-            raise InternetError(self.errors[name])
+            raise Unsupported(self.errors[name])
         with self._lock:
             if self.state(name) == "up":
                 return

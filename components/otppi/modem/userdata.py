@@ -193,6 +193,11 @@ def split_text(text: str, encoding: str, reference_16bit: bool) -> list[str]:
     return parts
 
 
+def part_count(text: str) -> int:
+    """How many SMS parts *text* needs (8-bit concatenation references, as sends use)."""
+    return len(split_text(text, choose_encoding(text), False))
+
+
 def encode_user_data(text: str, encoding: str, concat: Concat | None, reference_16bit: bool) -> EncodedUserData:
     """TP-UDL and TP-UD for one part, with a concatenation header when ``concat`` is given."""
     header = b""

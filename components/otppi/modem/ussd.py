@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from . import gsm7
-from .errors import ModemError
+from .errors import ModemError, UssdError
 
 _CUSD = re.compile(r'^\s*(\d)\s*(?:,\s*"((?:[^"]|\n)*)"\s*(?:,\s*(\d+))?)?\s*$', re.S)
 _HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+$")
@@ -48,7 +48,7 @@ def decode_ussd(value: str, manufacturer: str = "") -> tuple[str, bool]:
         raise ModemError(f"unreadable USSD answer {value[:80]!r}")
     status, text, dcs_text = match.group(1), match.group(2) or "", match.group(3)
     if status in STATUS and not text:
-        raise ModemError(STATUS[status])
+        raise UssdError(STATUS[status], status)
     dcs = int(dcs_text) if dcs_text else 15
     if _HEX.match(text) and _is_ucs2(dcs):
         text = bytes.fromhex(text).decode("utf-16-be", errors="replace")

@@ -5,25 +5,36 @@ information, tools) from the control socket, and inbox reads the modem
 announces. The worker keeps the modem connected: it reopens a port that
 failed, waits for an unplugged one to come back, checks a quiet modem's
 health, and resets the USB device of one that stopped answering.
+
+Sends and housekeeping go before interactive calls, and only one call may
+wait besides the one running (more are refused as busy), so an OTP waits
+behind one interactive call at most. A call carries its caller's deadline:
+one whose caller has gone is skipped, and a running one stops at it. Each
+job is guarded on its own: a store error (the database locked past its busy
+timeout, a full disk) or a bug fails that job, logged, never the thread.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from peewee import DatabaseError
+
 from ..store.db import db
-from ..store.models import Modem, ModemStatus
+from ..store.models import Modem, ModemStatus, SmsOutbox
 from . import usbreset
 from .at import Urc
 from .device import DeviceConfig, ModemDevice
-from .errors import ModemClosed, ModemError, ModemTimeout
+from .errors import CallExpired, ModemBusy, ModemClosed, ModemError, ModemTimeout, ModemUnavailable
 from .inbox import apply_status_report, store_deliver
 from .pdu import Deliver, PduError, StatusReport, decode_pdu
 from .port import PortSettings
@@ -34,6 +45,12 @@ log = logging.getLogger(__name__)
 HEALTH_INTERVAL = 30.0
 RECONNECT_DELAY = 1.0
 RECONNECT_MAX_DELAY = 30.0
+#: After a store error the worker reads the SIM and writes its status again this much later: what
+#: could not be stored is still on the SIM (a message is deleted from it only after its commit).
+STORE_RETRY = 5.0
+#: Interactive calls that may wait for a busy modem besides the one it runs; more are refused (busy).
+PENDING_CALLS = 1
+_WORK, _CALL = 0, 1  # job priorities: sends, housekeeping and wake-ups before interactive calls
 
 
 @dataclass(frozen=True)
@@ -78,6 +95,7 @@ class SendJob:
     text: str
     status_report: bool
     concat_reference: int
+    attempt: int = 0  # the row's attempts after this claim: a row claimed again is another attempt
 
 
 @dataclass
@@ -88,16 +106,36 @@ class SendResult:
     refs: list[int] = field(default_factory=list)
     error: str = ""
     closed: bool = False
+    attempt: int = 0
+    skipped: bool = False  # not sent: the row was no longer this worker's (its lease ran out)
 
 
 @dataclass
 class CallJob:
-    fn: Callable[[ModemDevice], Any]
+    fn: Callable[[ModemDevice, float], Any]  # the device, and the seconds left before the caller's deadline
     future: Future
+    deadline: float  # time.monotonic() at which the caller stops waiting
 
 
 class _Wake:
     """A job that only wakes the worker (port lost, stop requested)."""
+
+
+class _Jobs:
+    """The worker's queue: sends and housekeeping before interactive calls, first come first served within each."""
+
+    def __init__(self) -> None:
+        self._queue: queue.PriorityQueue = queue.PriorityQueue()
+        self._order = itertools.count()
+
+    def put(self, job: object, priority: int = _WORK) -> None:
+        self._queue.put((priority, next(self._order), job))
+
+    def get(self, timeout: float) -> object:
+        return self._queue.get(timeout=timeout)[2]
+
+    def get_nowait(self) -> object:
+        return self._queue.get_nowait()[2]
 
 
 class ModemWorker(threading.Thread):
@@ -108,12 +146,17 @@ class ModemWorker(threading.Thread):
         self._on_result = on_result
         self._on_change = on_change
         self.send_timeout = send_timeout
-        self._jobs: queue.Queue = queue.Queue()
+        self._jobs = _Jobs()
         self._stopping = threading.Event()
         self._lost = threading.Event()
         self.device: ModemDevice | None = None
         self.state = "starting"
         self.busy = False
+        self.in_call = False
+        self._calls_lock = threading.Lock()
+        self.calls_waiting = 0
+        self._sending: tuple[int, float] | None = None  # (row id, time.monotonic() the send began)
+        self._store_retry_at: float | None = None
         self.last_error = ""
         self.last_sent_at = 0.0
         self.failures = 0
@@ -136,13 +179,39 @@ class ModemWorker(threading.Thread):
         self.busy = True
         self._jobs.put(job)
 
-    def call(self, fn: Callable[[ModemDevice], Any], timeout: float) -> Any:
-        """Run *fn* with the device on the worker's thread, between sends; raise what it raised."""
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def sending_since(self, row_id: int) -> float | None:
+        """When (time.monotonic()) this worker began sending *row_id*, or None when it is not sending it."""
+        sending = self._sending
+        return sending[1] if sending is not None and sending[0] == row_id else None
+
+    def call(self, fn: Callable[[ModemDevice, float], Any], timeout: float) -> Any:
+        """Run *fn(device, seconds left)* on the worker's thread within *timeout*; raise what it raised.
+
+        It waits behind the sends and behind the call running now; when another call is already
+        waiting, this one is refused (:class:`ModemBusy`). When *timeout* passes first it raises
+        :class:`ModemTimeout`, and the call is skipped if it had not started.
+        """
         if not self.connected:
-            raise ModemError(f"modem {self.config.name} is {self.state}")
-        future: Future = Future()
-        self._jobs.put(CallJob(fn, future))
-        return future.result(timeout)
+            raise ModemUnavailable(f"modem {self.config.name} is {self.state}")
+        with self._calls_lock:
+            if self.calls_waiting >= PENDING_CALLS:
+                raise ModemBusy(f"modem {self.config.name} is busy with another interactive call: "
+                                "try again when it is done")
+            self.calls_waiting += 1
+        job = CallJob(fn, Future(), time.monotonic() + timeout)
+        self._jobs.put(job, _CALL)
+        try:
+            return job.future.result(timeout)
+        except FutureTimeout:
+            # Not started yet: the worker will skip it, and its place is free now. Running: it stops at the deadline.
+            if job.future.cancel():
+                with self._calls_lock:
+                    self.calls_waiting -= 1
+            raise ModemTimeout(f"modem {self.config.name} did not finish in {timeout:g} s") from None
 
     def quarantine(self, until: float, reason: str) -> None:
         """Rest after too many failures; meanwhile reopen the modem (then reset its USB device)."""
@@ -189,16 +258,18 @@ class ModemWorker(threading.Thread):
             while not self._stopping.is_set():
                 timeout = HEALTH_INTERVAL
                 if self.device is None and self._suspended is None:
-                    if self._connect():
+                    if self._guard(self._connect):
                         delay = RECONNECT_DELAY
                     else:
                         timeout, delay = delay, min(delay * 2, RECONNECT_MAX_DELAY)
+                if self._store_retry_at is not None:
+                    timeout = min(timeout, max(self._store_retry_at - time.monotonic(), 0.0))
                 try:
                     job = self._jobs.get(timeout=timeout)
                 except queue.Empty:
-                    self._guard(self._health_check)
+                    self._guard(self._housekeeping)
                     continue
-                self._run(job)
+                self._guard(lambda: self._run(job))
         finally:
             self._disconnect("stopped")
             self._fail_pending("the modem component is stopping")
@@ -210,29 +281,54 @@ class ModemWorker(threading.Thread):
         if isinstance(job, SendJob):
             self._send(job)
         elif isinstance(job, CallJob):
-            if self.device is None:
-                job.future.set_exception(ModemError(f"modem {self.config.name} is {self.state}"))
-                return
-            try:
-                job.future.set_result(job.fn(self.device))
-            except ModemClosed as exc:
-                job.future.set_exception(exc)
-                self._disconnect(str(exc))
-            except Exception as exc:  # handed to the caller, who reports it
-                job.future.set_exception(exc)
+            self._call(job)
         elif callable(job):
-            self._guard(job)
+            job()
 
-    def _guard(self, action: Callable[[], None]) -> None:
-        """Run a housekeeping action; a lost port disconnects, a silent modem is recovered."""
+    def _call(self, job: CallJob) -> None:
+        if not job.future.set_running_or_notify_cancel():
+            return  # its caller gave up while it waited (and freed its place): never run
+        with self._calls_lock:
+            self.calls_waiting -= 1
+        left = job.deadline - time.monotonic()
+        if left <= 0:
+            job.future.set_exception(CallExpired(f"modem {self.config.name} got to the call after its "
+                                                 "caller's deadline: not run"))
+            return
+        if self.device is None:
+            job.future.set_exception(ModemUnavailable(f"modem {self.config.name} is {self.state}"))
+            return
+        self.in_call = True
         try:
-            action()
+            job.future.set_result(job.fn(self.device, left))
+        except ModemClosed as exc:
+            job.future.set_exception(exc)
+            self._disconnect(str(exc))
+        except Exception as exc:  # handed to the caller, who reports it
+            job.future.set_exception(exc)
+        finally:
+            self.in_call = False
+
+    def _guard(self, action: Callable[[], Any]) -> Any:
+        """Run one job; a lost port disconnects, a silent modem is recovered, and nothing kills the thread.
+
+        A store error leaves what could not be stored on the SIM and retries in :data:`STORE_RETRY`
+        seconds; anything else unexpected is a bug, logged with its traceback. Both return None.
+        """
+        try:
+            return action()
         except ModemClosed as exc:
             self._disconnect(str(exc))
         except ModemTimeout as exc:
             self._recover(str(exc))
         except (ModemError, PduError) as exc:
             log.warning("%s: %s", self.config.name, exc)
+        except DatabaseError as exc:
+            log.error("%s: store error, retrying in %g s: %s", self.config.name, STORE_RETRY, exc)
+            self._store_retry_at = time.monotonic() + STORE_RETRY
+        except Exception:
+            log.exception("%s: a job failed", self.config.name)
+        return None
 
     # ---------------------------------------------------------------- connection
 
@@ -271,7 +367,7 @@ class ModemWorker(threading.Thread):
         """A modem that stops answering: reopen it; if that fails too, reset its USB device."""
         log.warning("%s: not answering (%s): reopening", self.config.name, reason)
         self._disconnect(reason)
-        if self._connect():
+        if self._stopping.is_set() or self._connect():
             return
         try:
             device = usbreset.reset(self.config.port)
@@ -299,11 +395,30 @@ class ModemWorker(threading.Thread):
 
     # ---------------------------------------------------------------- work
 
-    def _send(self, job: SendJob) -> None:
-        result = SendResult(self.config.name, job.row_id, ok=False)
+    def _still_mine(self, job: SendJob) -> bool:
+        """Whether the row is still claimed by this worker for this attempt (its lease may have run out
+        while the job waited, and another modem may have it now). A store that cannot answer says yes:
+        sending twice beats never sending."""
         try:
+            row = SmsOutbox.select(SmsOutbox.state, SmsOutbox.modem, SmsOutbox.attempts).where(
+                SmsOutbox.id == job.row_id).first()
+        except DatabaseError as exc:
+            log.warning("%s: cannot check row %d before sending it: %s", self.config.name, job.row_id, exc)
+            return True
+        return row is not None and (row.state, row.modem, row.attempts) == ("sending", self.config.name,
+                                                                             job.attempt)
+
+    def _send(self, job: SendJob) -> None:
+        """Send one row and always report it (the dispatcher counts on one result per job)."""
+        result = SendResult(self.config.name, job.row_id, ok=False, attempt=job.attempt)
+        recover = ""
+        try:
+            if not self._still_mine(job):
+                result.skipped, result.error = True, "no longer this modem's"
+                return
             if self.device is None:
                 raise ModemClosed(f"modem {self.config.name} is {self.state}")
+            self._sending = (job.row_id, time.monotonic())
             result.refs = self.device.send_sms(job.receiver, job.text, status_report=job.status_report,
                                                concat_reference=job.concat_reference)
             result.ok = True
@@ -315,13 +430,17 @@ class ModemWorker(threading.Thread):
         except ModemTimeout as exc:
             result.error = f"timed out: {exc}"
             self.failures += 1
-            self._recover(str(exc))
+            recover = str(exc)
+            self._disconnect(recover)  # not free while it recovers; the row fails over at once
         except (ModemError, PduError, ValueError) as exc:
             result.error = str(exc)
             self.failures += 1
         finally:
+            self._sending = None
             self.busy = False
-        self._on_result(result)
+            self._on_result(result)
+        if recover:
+            self._recover(recover)
 
     def _fail_pending(self, reason: str) -> None:
         while True:
@@ -330,9 +449,20 @@ class ModemWorker(threading.Thread):
             except queue.Empty:
                 return
             if isinstance(job, SendJob):
-                self._on_result(SendResult(self.config.name, job.row_id, ok=False, error=reason, closed=True))
-            elif isinstance(job, CallJob):
-                job.future.set_exception(ModemError(reason))
+                self._on_result(SendResult(self.config.name, job.row_id, ok=False, error=reason, closed=True,
+                                           attempt=job.attempt))
+            elif isinstance(job, CallJob) and job.future.set_running_or_notify_cancel():
+                job.future.set_exception(ModemUnavailable(reason))
+
+    def _housekeeping(self) -> None:
+        """When the queue is quiet: retry what the store refused, else check the modem's health."""
+        if self._store_retry_at is not None and self._store_retry_at <= time.monotonic():
+            self._store_retry_at = None
+            if self.device is not None:
+                self.read_inbox()
+            self._write_status()
+            return
+        self._health_check()
 
     def _health_check(self) -> None:
         if self.device is not None:
@@ -390,9 +520,15 @@ class ModemWorker(threading.Thread):
             self._write_status()
 
     def _write_status(self, **fields: Any) -> None:
+        """Record the state for the monitor, CLI and admin. Only a record: when the store refuses it, the
+        job that changed the state goes on and the status is written again in :data:`STORE_RETRY` s."""
         values = {"state": self.state, "connected": self.device is not None, "last_error": self.last_error[:255],
                   "failures": self.failures, "quarantined_until": self.quarantined_until or None,
                   "updated_at": time.time(), **fields}
-        with db.atomic():
-            if not ModemStatus.update(**values).where(ModemStatus.name == self.config.name).execute():
-                ModemStatus.create(name=self.config.name, **values)
+        try:
+            with db.atomic():
+                if not ModemStatus.update(**values).where(ModemStatus.name == self.config.name).execute():
+                    ModemStatus.create(name=self.config.name, **values)
+        except DatabaseError as exc:
+            log.error("%s: cannot record its status (%s): retrying in %g s", self.config.name, exc, STORE_RETRY)
+            self._store_retry_at = time.monotonic() + STORE_RETRY

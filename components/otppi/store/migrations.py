@@ -21,15 +21,16 @@ def _initial(database: SqliteDatabase) -> None:
     database.create_tables(models.ALL_MODELS, safe=True)
 
 
-def _add_missing_columns(database: SqliteDatabase, model: type[Model], names: list[str]) -> None:
-    """Add *names* of *model* that the table lacks (a fresh database already has them)."""
+def _add_missing_columns(database: SqliteDatabase, model: type[Model], names: list[str]) -> list[str]:
+    """Add *names* of *model* that the table lacks (a fresh database already has them); return those added."""
     table = model._meta.table_name
     present = {column.name for column in database.get_columns(table)}
     migrator = SqliteMigrator(database)
-    operations = [migrator.add_column(table, model._meta.fields[name].column_name, model._meta.fields[name])
-                  for name in names if model._meta.fields[name].column_name not in present]
-    if operations:
-        apply_operations(*operations)
+    missing = [name for name in names if model._meta.fields[name].column_name not in present]
+    if missing:
+        apply_operations(*[migrator.add_column(table, model._meta.fields[name].column_name,
+                                               model._meta.fields[name]) for name in missing])
+    return missing
 
 
 def _modem_component(database: SqliteDatabase) -> None:
@@ -51,6 +52,21 @@ def _mailer(database: SqliteDatabase) -> None:
 def _admin(database: SqliteDatabase) -> None:
     """The admin web's settings page."""
     database.create_tables([models.AdminSettings], safe=True)
+
+
+def _ussd_permission(database: SqliteDatabase) -> None:
+    """request-ussd becomes a permission; multipart SMS that never complete are kept, marked incomplete.
+
+    New API users and every broker start without USSD (its codes can move credit). API users that
+    exist at the upgrade keep it: they could run USSD codes before, and taking it away silently would
+    break their clients. Brokers do not: whoever may publish on their topic could.
+    """
+    if _add_missing_columns(database, models.ApiUser, ["allow_ussd"]):
+        models.ApiUser.update(allow_ussd=True).execute()
+    for page in (models.FeederWsSettings, models.FeederAmqpSettings, models.FeederRedisSettings,
+                 models.FeederMqttSettings):
+        _add_missing_columns(database, page, ["allow_ussd"])
+    _add_missing_columns(database, models.InboxMessage, ["incomplete"])
 
 
 def _admin_security(database: SqliteDatabase) -> None:
@@ -77,7 +93,7 @@ def _admin_security(database: SqliteDatabase) -> None:
 
 
 MIGRATIONS: tuple[tuple[int, Migration], ...] = ((1, _initial), (2, _modem_component), (3, _mailer), (4, _admin),
-                                                 (7, _admin_security))
+                                                 (6, _ussd_permission), (7, _admin_security))
 
 LATEST = MIGRATIONS[-1][0]
 

@@ -126,6 +126,8 @@ class _FeederSettings(SettingsPage):
     reconnect_delay = FloatField(default=5.0)
     # Seconds between forced reconnects; 0 keeps a connection as long as it lives.
     refresh_connection = IntegerField(default=0)
+    # request-ussd from this broker: anyone who may publish on the topic could move credit with it.
+    allow_ussd = BooleanField(default=False)
 
 
 class FeederWsSettings(_FeederSettings):
@@ -343,6 +345,8 @@ class ApiUser(BaseModel):
     email = CharField(default="")
     active = BooleanField(default=True)
     created_at = FloatField(default=now)
+    # request-ussd: USSD codes can move credit (buy packages, transfer balance), so only users allowed to.
+    allow_ussd = BooleanField(default=False)
 
 
 # ---------------------------------------------------------------- lists
@@ -558,7 +562,9 @@ class InboxMessage(BaseModel):
     sent_at = FloatField(null=True)  # the SMSC timestamp
     received_at = FloatField(default=now)
     is_read = BooleanField(default=False)
-    parts = IntegerField(default=1)
+    parts = IntegerField(default=1)  # parts received
+    # Some parts never arrived (otppi.modem.inbox.INCOMPLETE_AFTER): the body marks where they belong.
+    incomplete = BooleanField(default=False)
 
 
 class ModemStatus(BaseModel):

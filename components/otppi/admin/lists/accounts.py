@@ -1,5 +1,7 @@
 """Administrators and API users: list, add, edit contact details, set a new password, delete.
 
+An API user may also be allowed request-ussd (off for a new one): USSD codes can move credit.
+
 Both are accounts with an argon2id password hash (never shown, never stored in
 clear). An administrator cannot delete the last administrator (the device would
 fall back to first-run setup, open to anyone on its network) nor themselves while
@@ -51,7 +53,9 @@ def _index(kind: Kind):
         phone = phone_field(form, "phone")
         email = email_field(form, "email")
         if form.ok:
-            extra = {"active": "active" in form.data} if kind.has_active else {}
+            extra = {}
+            if kind.has_active:
+                extra = {"active": "active" in form.data, "allow_ussd": "allow_ussd" in form.data}
             try:
                 with db.atomic():
                     kind.model.create(username=username, password_hash=hash_password(password), phone=phone,
@@ -93,6 +97,7 @@ def _edit(kind: Kind, ident: int):
     values = {"phone": phone, "email": email}
     if kind.has_active:
         values["active"] = "active" in form.data
+        values["allow_ussd"] = "allow_ussd" in form.data
     with db.atomic():
         kind.model.update(**values).where(kind.model.id == row.id).execute()
         bump_generation()

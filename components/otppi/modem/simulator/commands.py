@@ -242,7 +242,8 @@ def _cusd(modem: SimulatedModem, command: AtCommand) -> list[str]:
         code = command.arg(1)
         if modem.profile.ussd_packed_gsm7:
             code = _unpack_ussd(code)
-        modem.schedule(modem.network_delay, lambda: _answer_ussd(modem, code))
+        delay = modem.network_delay if modem.ussd_delay is None else modem.ussd_delay
+        modem.schedule(delay, lambda: _answer_ussd(modem, code))
     return []
 
 

@@ -15,7 +15,7 @@ One request object per line, one answer object per line: {"ok": true, ...} or
 
 Fault names: "cms_error_on_send" (count=1, code=38), "silent", "answer_again", "unplug",
 "replug", "sim_busy" (seconds: power cycle with the SIM busy that long), "network_delay"
-(seconds), "prompt_delay" (seconds), "no_carrier_on_dial", "clear".
+(seconds), "ussd_delay" (seconds), "prompt_delay" (seconds), "no_carrier_on_dial", "clear".
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def _fault(modem: SimulatedModem, request: dict[str, Any]) -> dict[str, Any]:
         "replug": modem.replug,
         "sim_busy": lambda: modem.power_cycle(float(request.get("seconds", 5.0))),
         "network_delay": lambda: modem.set_network_delay(float(request["seconds"])),
+        "ussd_delay": lambda: modem.set_ussd_delay(float(request["seconds"])),
         "prompt_delay": lambda: modem.set_prompt_delay(float(request["seconds"])),
         "no_carrier_on_dial": lambda: modem.call(setattr, modem, "dial_result", "NO CARRIER"),
         "clear": modem.clear_faults,

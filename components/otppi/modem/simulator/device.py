@@ -60,6 +60,7 @@ class SimulatedModem(FaultsAndInjections):
         self.imei = imei or default_imei(profile, index)
         self.link_path = link_path
         self.network_delay = network_delay
+        self.ussd_delay: float | None = None  # seconds the network takes to answer USSD; None: network_delay
         self.prompt_delay = 0.0  # seconds between AT+CMGS and its "> " (input is taken at once)
         self.status_report_delay = 0.0
         self.sim_busy_seconds = sim_busy_seconds

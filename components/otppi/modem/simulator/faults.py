@@ -2,8 +2,9 @@
 
 Faults are named for what the driver sees: `fail_sends` (+CMS ERROR on the next sends),
 `go_silent` (no answers at all), `unplug`, `power_cycle` (the SIM busy while it starts),
-`set_network_delay`, `set_prompt_delay`, `interleave_urc` (an unsolicited line in the middle of the
-next answer), `cross_next_command` (one that crosses the next command on the wire).
+`set_network_delay`, `set_ussd_delay` (a slow USSD service, sends unaffected), `set_prompt_delay`,
+`interleave_urc` (an unsolicited line in the middle of the next answer), `cross_next_command` (one that
+crosses the next command on the wire).
 Injections play the network: an SMS arriving, a status report, a USSD reply. Each hands its work
 to the modem's own thread with `call()`.
 """
@@ -50,6 +51,10 @@ class FaultsAndInjections:
         """Each send (and USSD request) takes this long on the network before its answer."""
         self.call(setattr, self, "network_delay", float(seconds))
 
+    def set_ussd_delay(self, seconds: float | None) -> None:
+        """The network answers each USSD request this late (None: as late as a send, the network delay)."""
+        self.call(setattr, self, "ussd_delay", None if seconds is None else float(seconds))
+
     def set_prompt_delay(self, seconds: float) -> None:
         """The "> " after AT+CMGS comes this late (the modem takes input at once)."""
         self.call(setattr, self, "prompt_delay", float(seconds))
@@ -76,6 +81,7 @@ class FaultsAndInjections:
             self.silent = False
             self.send_failures.clear()
             self.network_delay = 0.0
+            self.ussd_delay = None
             self.prompt_delay = 0.0
             self.dial_result = None
         self.call(clear)
