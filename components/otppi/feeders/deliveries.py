@@ -5,10 +5,17 @@ and MQTT marks a PUBLISH sent again with DUP; neither says how many times. A
 message that kills the feeder process while it is being handled (not an
 exception: the intake answers those) comes back on every restart, so the
 feeder counts repeats itself, in a small file that survives the crash:
-:meth:`DeliveryLedger.count` is written to disk *before* the message is
-handled. Only flagged messages are counted and a message is forgotten once
-it is acknowledged, so the card sees two small writes per redelivered message
-and none in normal running.
+:meth:`DeliveryLedger.count` is written *before* the message is handled.
+Only flagged messages are counted, and a message is forgotten once it is
+acknowledged (in memory; the file follows at the next count).
+
+The file is replaced without fsync: what it guards against is the process
+dying, and the page cache outlives the process. A power cut may lose the
+counts, which only starts the counting again. So a restart, after which
+every message in flight comes flagged (mosquitto flags everything it
+resends to a session, hundreds of messages when a queue had built up),
+costs a page-cache write per message, not a card flush; the card
+sees the last state when the kernel writes it back.
 
 Messages are known by a keyed digest of their body (HMAC-SHA256 under a key
 derived from the device's OTP key), never by the body: a request may carry a
@@ -22,9 +29,8 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 from pathlib import Path
-
-from ..fsutil import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +70,20 @@ class DeliveryLedger:
         return deliveries
 
     def forget(self, body: bytes) -> None:
-        """*body* was acknowledged: a later repeat counts from the start again."""
-        if self._counts.pop(self._digest(body), None) is not None:
-            self._save()
+        """*body* was acknowledged: a later repeat counts from the start again.
+
+        Only in memory until the next :meth:`count` writes the file: a count left on disk by a crash
+        right after this belongs to a message the broker has as acknowledged, and never comes back.
+        """
+        self._counts.pop(self._digest(body), None)
 
     def _save(self) -> None:
+        """Replace the file whole (a reader never sees half of it); one feeder process writes it."""
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
         try:
-            atomic_write(self.path, json.dumps(self._counts).encode(), mode=0o600)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(json.dumps(self._counts).encode())
+            os.replace(tmp, self.path)
         except OSError as exc:  # a full or read-only card: count in memory, which still bounds a loop of raises
             log.warning("the delivery ledger %s cannot be written: %s", self.path, exc)

@@ -245,11 +245,15 @@ class StreamConnection(_RedisConnection):
         except redis.RedisError as exc:
             raise _explain(self.settings, exc) from exc
 
+    # Pending entries are read again and claimed one at a time: each read counts as a delivery of the
+    # entries it returns, and an entry that kills the feeder must not take the count of the entries
+    # behind it up with its own (they would be dead-lettered without ever having been tried).
+
     def _finish_own_pending(self, keep_going: Callable[[], bool]) -> bool:
         """Entries this consumer read before a crash or a dropped link but never acknowledged."""
         last, count = "0", 0
         while keep_going():
-            answer = self.consumer.xreadgroup(self.group, self.name, {self.topic: last}, count=BATCH)
+            answer = self.consumer.xreadgroup(self.group, self.name, {self.topic: last}, count=1)
             entries = answer[0][1] if answer else []
             if not entries:
                 if count:
@@ -264,7 +268,7 @@ class StreamConnection(_RedisConnection):
         start, count = "0-0", 0
         while keep_going():
             answer = self.consumer.xautoclaim(self.topic, self.group, self.name, RECLAIM_IDLE_MS, start_id=start,
-                                              count=BATCH)
+                                              count=1)
             start, entries = answer[0], answer[1]
             self._take_all(entries, self._deliveries(entries))
             count += len(entries)
@@ -284,10 +288,9 @@ class StreamConnection(_RedisConnection):
         """
         if not entries:
             return {}
-        # Entries come in id order; the range may also hold other entries of ours, hence the margin.
-        first, last = entries[0][0], entries[-1][0]
-        rows = self.consumer.xpending_range(self.topic, self.group, min=first, max=last,
-                                            count=2 * len(entries) + BATCH, consumername=self.name)
+        first, last = entries[0][0], entries[-1][0]  # entries come in id order
+        rows = self.consumer.xpending_range(self.topic, self.group, min=first, max=last, count=len(entries),
+                                            consumername=self.name)
         return {row["message_id"]: row["times_delivered"] for row in rows}
 
     def _take_all(self, entries: list[tuple[bytes, dict[bytes, bytes] | None]],
