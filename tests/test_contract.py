@@ -7,7 +7,7 @@ import json
 import pytest
 
 from otppi import codes
-from otppi.contract import COMMANDS, MAX_BODY, ContractError, parse
+from otppi.contract import COMMANDS, MAX_BODY, ContractError, command_of, parse
 
 from .spec_examples import EXAMPLES
 
@@ -222,8 +222,6 @@ def test_utf8_encoded_surrogates_and_overlong_forms_are_not_utf8() -> None:
 
 
 def test_the_command_of_a_refused_request_is_never_a_lone_surrogate() -> None:
-    from otppi.contract import command_of
-
     assert command_of(json.dumps({"command": "echo\ud800"}).encode()) is None
     assert command_of(json.dumps({"command": "send-sms"}).encode()) == "send-sms"
 

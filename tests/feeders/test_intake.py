@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import threading
 
-from otppi import codes, keys
-from otppi.feeders.intake import Courier, Intake, Reply
+from otppi import codes, doorbell, keys
+from otppi.feeders.deliveries import DeliveryLedger
+from otppi.feeders.intake import MAX_DELIVERIES, UNKEPT, Courier, Delivery, Intake, Reply, StoreUnavailable
 from otppi.handler import Context, Handler
 from otppi.paths import Paths
 from otppi.store import outbox
-from otppi.store.models import SmsOutbox
+from otppi.store.db import db
+from otppi.store.models import Event, Modem, SmsOutbox
+
+from ..helpers import wait_until
 
 
 class Published:
@@ -111,25 +117,17 @@ def test_an_oversize_request_still_hears_1300_on_its_callback(paths: Paths) -> N
 # ---------------------------------------------------------------- poison messages
 
 
+@contextlib.contextmanager
 def renamed(table: str):
     """Take *table* away from the store (another connection renames it) until the block ends: every
     statement on it fails with sqlite's own OperationalError, as a broken or locked store's would."""
-    import contextlib
-    import sqlite3
-
-    from otppi.store.db import db
-
-    @contextlib.contextmanager
-    def away():
-        con = sqlite3.connect(db.database, timeout=15, isolation_level=None)
-        try:
-            con.execute(f"alter table {table} rename to {table}_away")
-            yield
-        finally:
-            con.execute(f"alter table {table}_away rename to {table}")
-            con.close()
-
-    return away()
+    con = sqlite3.connect(db.database, timeout=15, isolation_level=None)
+    try:
+        con.execute(f"alter table {table} rename to {table}_away")
+        yield
+    finally:
+        con.execute(f"alter table {table}_away rename to {table}")
+        con.close()
 
 
 def test_a_lone_surrogate_is_answered_1300_on_the_callback_and_nothing_is_queued(paths: Paths) -> None:
@@ -168,8 +166,6 @@ def broken_modem_control(request: dict, timeout: float) -> dict:
 
 
 def test_a_request_whose_handling_raises_is_answered_1102_and_the_next_one_is_handled(paths: Paths, caplog) -> None:
-    from otppi.store.models import Modem
-
     Modem.create(name="m1", port="/dev/null")
     handler = Handler(Context(paths=paths, otp_key=keys.otp_key(paths), modem_control=broken_modem_control))
     published = Published()
@@ -190,8 +186,6 @@ def test_a_request_whose_handling_raises_is_answered_1102_and_the_next_one_is_ha
 
 def test_a_failing_store_keeps_the_message_with_a_broker_that_keeps_it_and_answers_1102_otherwise(
         paths: Paths) -> None:
-    from otppi.feeders.intake import UNKEPT, StoreUnavailable
-
     intake, courier, published = make(paths)
     body = b'{"command": "send-sms", "callback_topic": "cb", "data": {"id": "s1", "receiver": "0812", "message": "m"}}'
     try:
@@ -211,9 +205,6 @@ def test_a_failing_store_keeps_the_message_with_a_broker_that_keeps_it_and_answe
 
 
 def test_a_message_delivered_too_often_is_dead_lettered_not_handled(paths: Paths) -> None:
-    from otppi.feeders.intake import MAX_DELIVERIES, Delivery
-    from otppi.store.models import Event
-
     intake, courier, published = make(paths)
     body = b'{"command": "send-sms", "callback_topic": "cb", "data": {"id": "d1", "receiver": "0812", "message": "m"}}'
     try:
@@ -231,9 +222,6 @@ def test_a_message_delivered_too_often_is_dead_lettered_not_handled(paths: Paths
 
 
 def test_flagged_redeliveries_are_counted_across_restarts_and_forgotten_once_taken(paths: Paths) -> None:
-    from otppi.feeders.deliveries import DeliveryLedger
-    from otppi.feeders.intake import MAX_DELIVERIES, Delivery
-
     ledger_path = paths.state_dir / "feeder-test.deliveries"
     body = b'{"command": "echo", "data": {"secret": "code 424242"}}'
 
@@ -263,10 +251,6 @@ def test_flagged_redeliveries_are_counted_across_restarts_and_forgotten_once_tak
 
 
 def test_the_courier_outlives_a_failing_store_and_still_answers(paths: Paths, caplog) -> None:
-    from otppi import doorbell
-
-    from ..helpers import wait_until
-
     intake, courier, published = make(paths)
     try:
         body = {"command": "send-sms", "callback_topic": "cb", "data": {"id": "c1", "receiver": "0812", "message": "m"}}
