@@ -268,3 +268,15 @@ def test_the_courier_outlives_a_failing_store_and_still_answers(paths: Paths, ca
         wait_until(lambda: "courier: the store answers again" in caplog.text, what="the recovery in the log")
     finally:
         courier.close()
+
+
+def test_while_the_store_fails_a_followed_request_past_its_timeout_is_still_answered_1111(paths: Paths) -> None:
+    intake, courier, published = make(paths, timeout=0.3)
+    try:
+        body = {"command": "send-sms", "callback_topic": "cb", "data": {"receiver": "0812", "message": "m"}}
+        assert intake.take(json.dumps(body).encode())["response_code"] == codes.QUEUED
+        with renamed("sms_outbox"):
+            topic, answer, _ = published.wait(1)[0]
+        assert (topic, answer["response_code"]) == ("cb", codes.QUEUED)
+    finally:
+        courier.close()

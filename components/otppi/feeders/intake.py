@@ -137,7 +137,11 @@ class Courier:
                         keep.append(item)
                 index = len(pending)
             except Exception as exc:  # the store failed (locked, read-only, I/O): every unanswered item waits
-                keep.extend(pending[index:])
+                for item in pending[index:]:
+                    if now >= item.deadline:  # its outcome is not known in time either way: 1111, as promised
+                        self._send(item.reply, item.answer)
+                    else:
+                        keep.append(item)
                 if not failing:
                     log.error("courier: cannot read outcomes (%s: %s); %d answers wait until the store answers "
                               "again", type(exc).__name__, exc, len(keep))
