@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 from typing import Callable, Protocol
 
+from . import journal
 from .doorbell import Doorbell
 from .paths import Paths
 from .store import settings
@@ -22,12 +22,8 @@ from .systemd import Notifier
 
 
 def setup_logging(name: str) -> None:
-    # journald adds time and unit; a dev run prefixes the component name.
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format=f"{name}: %(levelname)s %(name)s: %(message)s",
-    )
+    """Journal lines carry their priority (``<4>``); a dev run's lines start with the component name."""
+    journal.setup(f"{name}: %(levelname)s %(name)s: %(message)s")
 
 
 class Runtime:

@@ -41,6 +41,9 @@ _EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?
 _PHONE = re.compile(r"\+?[0-9][0-9 ().-]{1,30}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # text may hold \t \n \r
+# JSON's "\ud800" escapes decode to lone UTF-16 surrogates, which no UTF-8 encoder takes: sealing,
+# the OTP MAC, SQLite and every log line would raise on them (RFC 8259 §8.2 leaves them undefined).
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ContractError(Exception):
@@ -142,6 +145,29 @@ def load_json(body: bytes | str) -> Any:
         raise ContractError("request body is nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError and oversize integers
         raise ContractError(f"request body is not valid JSON: {exc}") from None
+
+
+def _unencodable(obj: dict[str, Any]) -> str | None:
+    """What names the first key or string of *obj* holding a lone surrogate, or None when none does.
+
+    A string is named by its path (``data.message``, ``data.x[2]``); a key by the object that holds
+    it (``data has a key that``), since the key itself cannot be written into a UTF-8 answer.
+    Iterative, so a deeply nested request cannot exhaust the stack here.
+    """
+    stack: list[tuple[str, Any]] = [("", obj)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return where
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    return f"{where or 'the request'} has a key that"
+                stack.append((f"{where}.{key[:40]}" if where else key[:40], item))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+    return None
 
 
 # ---------------------------------------------------------------- field checks
@@ -281,9 +307,23 @@ SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
 }
 
 
+def callback_topic_ok(topic: str) -> bool:
+    """A topic an answer can be published to: 1..255 characters of UTF-8 text, no control characters.
+
+    MQTT forbids U+0000 in topic names and every broker takes a name as UTF-8.
+    """
+    return 0 < len(topic) <= MAX_FIELD and not _CONTROL.search(topic) and not _SURROGATE.search(topic)
+
+
 def validate(obj: Any) -> Request:
     if not isinstance(obj, dict):
         raise ContractError("request must be a JSON object")
+    where = _unencodable(obj)
+    if where is not None:
+        name = obj.get("command")
+        raise ContractError(f"{where} is not valid UTF-8 text: it holds a lone surrogate "
+                            "(a \\ud800-\\udfff escape without its pair)",
+                            name if isinstance(name, str) and name in COMMANDS else None)
     name = obj.get("command")
     if not isinstance(name, str):
         raise ContractError("command is missing or not a string")
@@ -294,8 +334,10 @@ def validate(obj: Any) -> Request:
     if not isinstance(data, dict):
         raise ContractError("data must be a JSON object", name)
     callback = obj.get("callback_topic")
-    if callback is not None and not (isinstance(callback, str) and 0 < len(callback) <= 255):
+    if callback is not None and not (isinstance(callback, str) and 0 < len(callback) <= MAX_FIELD):
         raise ContractError("callback_topic must be a non-empty string", name)
+    if callback is not None and not callback_topic_ok(callback):
+        raise ContractError("callback_topic must not contain control characters", name)
     if command == "echo":
         return Request(command, name, dict(data), callback)
     data = dict(data)
@@ -327,4 +369,4 @@ def command_of(body: bytes | str) -> str | None:
     except ContractError:
         return None
     name = obj.get("command") if isinstance(obj, dict) else None
-    return name[:40] if isinstance(name, str) else None
+    return name[:40] if isinstance(name, str) and not _SURROGATE.search(name[:40]) else None

@@ -3,10 +3,12 @@
 A feeder supplies a *connector*: given its settings page and an
 :class:`Intake`, it returns a connected :class:`Connection`. The runner does
 the rest: idling cheaply while the feeder is disabled, reconnecting with a
-backoff that starts at Reconnect Delay, dropping and re-making the
-connection every Refresh Connection seconds and whenever the settings
-change, recording an event on every connect and disconnect (the monitor and
-the buzzer watch them), and pinging the watchdog while it consumes.
+backoff that starts at Reconnect Delay, doubles, and is jittered (a fleet
+that lost its broker together must not come back in lockstep), dropping and
+re-making the connection every Refresh Connection seconds and whenever the
+settings change, recording an event on every connect and disconnect (the
+monitor and the buzzer watch them), and pinging the watchdog while it
+consumes.
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ import ssl
 import time
 from typing import Any, Callable, Protocol
 
+from peewee import OperationalError
+
 from .. import keys
+from ..backoff import Backoff
 from ..component import Runtime, setup_logging
 from ..control import modem_control
 from ..handler import Context, Handler
 from ..store.models import SettingsPage
 from ..store.settings import PageCache
 from ..store.outbox import record_event
+from .deliveries import DeliveryLedger
 from .intake import Courier, Intake
 
 log = logging.getLogger(__name__)
@@ -68,6 +74,7 @@ class FeederRunner:
         self.handler = handler
         self.connection: Connection | None = None
         self.courier = Courier(rt.paths, handler, self._publish, f"feeder-{name}")
+        self.ledger = DeliveryLedger(rt.paths.state_dir / f"feeder-{name}.deliveries", handler.ctx.otp_key)
         self.settings = page.load()
         self._snapshot = snapshot(self.settings)
         self._checked = 0.0
@@ -91,26 +98,35 @@ class FeederRunner:
         return changed
 
     def run(self) -> None:
-        backoff = 0.0
+        backoff = Backoff(self.settings.reconnect_delay, MAX_BACKOFF)
+        wait = 0.0
         while not self.rt.stopped.is_set():
             self._settings_changed()
             if not self.settings.enabled:
                 self.rt.sleep(IDLE_CHECK)
                 continue
-            if backoff and not self._back_off(backoff):
+            if wait and not self._back_off(wait):
                 break
             if not self.settings.enabled:  # disabled while backing off
                 continue
             try:
                 self._connect_and_serve()
-                backoff = 0.0
+                wait = 0.0
             except Exception as exc:  # every failure is retried: the broker may come back
-                delay = max(self.settings.reconnect_delay, 0.1)
-                # A link that was up and then dropped starts the backoff afresh.
-                backoff = delay if self._was_connected else min(max(delay, backoff * 2), MAX_BACKOFF)
+                if self._was_connected:  # a link that was up and then dropped starts the backoff afresh
+                    backoff.reset()
+                backoff.first = max(self.settings.reconnect_delay, 0.1)
+                wait = backoff.next()
                 level = logging.ERROR if isinstance(exc, FeederError) else logging.WARNING
-                log.log(level, "%s: %s; retrying in %.1f s", self.name, exc or type(exc).__name__, backoff)
-                record_event("feeder", source=self.name, result="disconnected", cause=str(exc)[:255])
+                log.log(level, "%s: %s; retrying in %.2f s", self.name, exc or type(exc).__name__, wait)
+                self._record("disconnected", str(exc))
+
+    def _record(self, result: str, cause: str) -> None:
+        """A ``feeder`` event for the monitor and the buzzer; a failing store must not stop the feeder too."""
+        try:
+            record_event("feeder", source=self.name, result=result, cause=cause[:255])
+        except OperationalError as exc:
+            log.warning("%s: could not record the %s event: %s", self.name, result, exc)
 
     def _back_off(self, seconds: float) -> bool:
         """Wait *seconds* in watchdog-sized turns, cut short by changed settings; False once stopping."""
@@ -124,11 +140,11 @@ class FeederRunner:
 
     def _connect_and_serve(self) -> None:
         settings = self.settings
-        intake = Intake(self.handler, f"{self.name}:{settings.host}", self.courier, settings.timeout)
+        intake = Intake(self.handler, f"{self.name}:{settings.host}", self.courier, settings.timeout, self.ledger)
         self._was_connected = False
         self.connection = self.connector(settings, intake)
         self._was_connected = True
-        record_event("feeder", source=self.name, result="connected", cause=f"{settings.host}:{settings.port}")
+        self._record("connected", f"{settings.host}:{settings.port}")
         log.info("%s: connected to %s:%d, topic %s", self.name, settings.host, settings.port, settings.topic)
         self.rt.notifier.status(f"connected to {settings.host}:{settings.port}")
         refresh_at = time.monotonic() + settings.refresh_connection if settings.refresh_connection else None
@@ -158,7 +174,7 @@ class FeederRunner:
                 connection.close()
             except Exception as exc:  # closing a dead link may fail too; it is gone either way
                 log.debug("%s: close: %s", self.name, exc)
-        record_event("feeder", source=self.name, result="disconnected", cause=reason)
+        self._record("disconnected", reason)
         log.info("%s: disconnected (%s)", self.name, reason)
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, journal
 from ..auth import MAX_PASSWORD
 from .server import Options, run
 from .users import Users, UsersFileError, remove, set_password
@@ -106,8 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="otppi-wsbroker: %(levelname)s %(message)s")
+    journal.setup("otppi-wsbroker: %(levelname)s %(message)s", logging.DEBUG if args.verbose else logging.INFO)
     # The library's own lines (one per connection open and close) say less than ours.
     logging.getLogger("websockets").setLevel(logging.WARNING)
     return args.func(args)

@@ -29,7 +29,7 @@ from pika import exceptions as amqp
 from pika.adapters.blocking_connection import BlockingChannel
 
 from ...store.models import FeederAmqpSettings
-from ..intake import Intake, Reply
+from ..intake import Delivery, Intake, Reply
 from ..runner import FeederError, tls_context
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,15 @@ def declare_queue(connection: pika.BlockingConnection, queue: str) -> BlockingCh
     return channel
 
 
+def delivery(method: Any, properties: pika.BasicProperties) -> Delivery:
+    """A quorum queue counts deliveries (``x-delivery-count``: the earlier ones); a classic queue only flags
+    a message delivered before (``redelivered``), and the intake's ledger counts those."""
+    previous = (properties.headers or {}).get("x-delivery-count")
+    if isinstance(previous, int) and not isinstance(previous, bool) and previous >= 0:
+        return Delivery(count=previous + 1)
+    return Delivery(redelivered=bool(method.redelivered))
+
+
 class AmqpConnection:
     """One connection and one consuming channel; :meth:`serve` runs on the thread that connected."""
 
@@ -144,9 +153,9 @@ class AmqpConnection:
         if properties.reply_to:
             extra = (("correlation_id", properties.correlation_id),) if properties.correlation_id else ()
             reply = Reply(properties.reply_to, extra)
-        # An exception here leaves the message unacknowledged: serve raises, the runner reconnects and the
-        # broker delivers the message again.
-        self._intake.take(body, reply)
+        # take() raises only when the store failed: the message stays unacknowledged, serve raises, the
+        # runner reconnects after its backoff and the broker delivers the message again.
+        self._intake.take(body, reply, delivery(method, properties))
         channel.basic_ack(method.delivery_tag)
 
     def publish(self, topic: str, body: bytes, extra: dict[str, Any]) -> None:

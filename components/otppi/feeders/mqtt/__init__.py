@@ -43,7 +43,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from ...fsutil import atomic_write
 from ...paths import Paths
 from ...store.models import FeederMqttSettings
-from ..intake import Intake
+from ..intake import Delivery, Intake
 from ..runner import FeederError, feeder_main, tls_context
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,8 @@ class MqttConnection:
             log.warning("mqtt: skipped a retained message of %d bytes on %s: requests must not be retained",
                         len(message.payload), message.topic[:64])
         else:
-            self.intake.take(message.payload)
+            # DUP: the broker sent this PUBLISH before (MQTT 3.1.1 §3.3.1.1), unacknowledged; the intake counts.
+            self.intake.take(message.payload, delivery=Delivery(redelivered=bool(message.dup)))
         if self._client is not None:
             self._client.ack(message.mid, message.qos)  # only now: the request is committed
 

@@ -62,7 +62,7 @@ from redis.retry import Retry
 from ... import codes
 from ...handler import response
 from ...store.models import FeederRedisSettings, GeneralSettings
-from ..intake import Intake, Reply
+from ..intake import UNKEPT, Delivery, Intake, Reply
 from ..runner import FeederError, feeder_main
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class PubSubConnection(_RedisConnection):
         while keep_going():
             message = self.pubsub.get_message(timeout=1.0)
             if message is not None and message["type"] == "message":
-                self.intake.take(message["data"])
+                self.intake.take(message["data"], delivery=UNKEPT)
 
     def _publish(self, topic: str, body: bytes) -> None:
         self.publisher.publish(topic, body)
@@ -245,17 +245,21 @@ class StreamConnection(_RedisConnection):
         except redis.RedisError as exc:
             raise _explain(self.settings, exc) from exc
 
+    # Pending entries are read again and claimed one at a time: each read counts as a delivery of the
+    # entries it returns, and an entry that kills the feeder must not take the count of the entries
+    # behind it up with its own (they would be dead-lettered without ever having been tried).
+
     def _finish_own_pending(self, keep_going: Callable[[], bool]) -> bool:
         """Entries this consumer read before a crash or a dropped link but never acknowledged."""
         last, count = "0", 0
         while keep_going():
-            answer = self.consumer.xreadgroup(self.group, self.name, {self.topic: last}, count=BATCH)
+            answer = self.consumer.xreadgroup(self.group, self.name, {self.topic: last}, count=1)
             entries = answer[0][1] if answer else []
             if not entries:
                 if count:
                     log.info("finished %d entries read before the last disconnect", count)
                 return True
-            self._take_all(entries)
+            self._take_all(entries, self._deliveries(entries))
             last, count = entries[-1][0], count + len(entries)
         return False
 
@@ -264,9 +268,9 @@ class StreamConnection(_RedisConnection):
         start, count = "0-0", 0
         while keep_going():
             answer = self.consumer.xautoclaim(self.topic, self.group, self.name, RECLAIM_IDLE_MS, start_id=start,
-                                              count=BATCH)
+                                              count=1)
             start, entries = answer[0], answer[1]
-            self._take_all(entries)
+            self._take_all(entries, self._deliveries(entries))
             count += len(entries)
             if start in (b"0-0", "0-0"):
                 if count:
@@ -275,7 +279,22 @@ class StreamConnection(_RedisConnection):
                 return True
         return False
 
-    def _take_all(self, entries: list[tuple[bytes, dict[bytes, bytes] | None]]) -> None:
+    def _deliveries(self, entries: list[tuple[bytes, Any]]) -> dict[bytes, int]:
+        """How many times Redis delivered each of these pending entries (XPENDING's delivery counter).
+
+        Reading pending entries again (XREADGROUP with an id) and claiming them (XAUTOCLAIM) both
+        count as deliveries, so an entry that kills the feeder each time it is handled is seen
+        coming back here, and dead-lettered by the intake after a few times.
+        """
+        if not entries:
+            return {}
+        first, last = entries[0][0], entries[-1][0]  # entries come in id order
+        rows = self.consumer.xpending_range(self.topic, self.group, min=first, max=last, count=len(entries),
+                                            consumername=self.name)
+        return {row["message_id"]: row["times_delivered"] for row in rows}
+
+    def _take_all(self, entries: list[tuple[bytes, dict[bytes, bytes] | None]],
+                  deliveries: dict[bytes, int] | None = None) -> None:
         """Handle a read's entries, then acknowledge those the store has, in one XACK.
 
         One XACK per read rather than per entry: on a Redis that fsyncs its
@@ -287,13 +306,13 @@ class StreamConnection(_RedisConnection):
         done: list[bytes] = []
         try:
             for entry_id, fields in entries:
-                self._take(entry_id, fields or {})
+                self._take(entry_id, fields or {}, (deliveries or {}).get(entry_id, 1))
                 done.append(entry_id)
         finally:
             if done:
                 self.consumer.xack(self.topic, self.group, *done)
 
-    def _take(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+    def _take(self, entry_id: bytes, fields: dict[bytes, bytes], deliveries: int) -> None:
         if not fields:
             return  # trimmed or deleted while pending: nothing left to do but acknowledge it
         reply = None
@@ -303,7 +322,7 @@ class StreamConnection(_RedisConnection):
             reply = Reply(topic) if len(topic) <= 255 else None
         body = fields.get(BODY_FIELD)
         if body is not None:
-            self.intake.take(body, reply)
+            self.intake.take(body, reply, Delivery(count=deliveries, ref=f"{entry_id.decode()} of {self.topic[:64]}"))
             return
         log.warning("entry %s of %s has no %s field (it has %d fields); acknowledged", entry_id.decode(),
                     self.topic[:64], BODY_FIELD.decode(), len(fields))

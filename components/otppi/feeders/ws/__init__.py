@@ -41,7 +41,7 @@ from websockets.headers import build_authorization_basic
 from websockets.sync.client import ClientConnection, connect as ws_connect
 
 from ...contract import MAX_BODY
-from ..intake import Intake
+from ..intake import UNKEPT, Intake
 from ..runner import FeederError, tls_context
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class WsConnection:
                     frame = self._link.recv(timeout=RECV_TURN, decode=False)
                 except TimeoutError:
                     continue
-                self.intake.take(frame)
+                self.intake.take(frame, delivery=UNKEPT)
         except ConnectionClosed as exc:  # frames received before the close were taken first
             raise ConnectionError(f"the broker closed the connection ({_close_of(exc)})") from None
         self._leave()
@@ -136,7 +136,7 @@ class WsConnection:
         closing.start()
         try:
             while True:
-                self.intake.take(self._link.recv(timeout=CLOSE_TIMEOUT + 1.0, decode=False))
+                self.intake.take(self._link.recv(timeout=CLOSE_TIMEOUT + 1.0, decode=False), delivery=UNKEPT)
         except (ConnectionClosed, TimeoutError):
             pass
         closing.join()
