@@ -43,7 +43,7 @@ def provision(root: Path, values: dict[str, Any]) -> Path:
     """A migrated root (if new) with these settings, written as the CLI writes them."""
     paths = Paths(root)
     keys.ensure_all(paths)
-    open_database(paths.database)
+    open_database(paths.database, sealing_key=keys.otp_key(paths))
     try:
         migrate(db)
         for key, value in values.items():
@@ -54,10 +54,11 @@ def provision(root: Path, values: dict[str, Any]) -> Path:
 
 
 def redis_settings(broker, topic: str, mode: str, **more: Any) -> dict[str, Any]:
-    values = {"enabled": True, "host": broker.host, "port": broker.port, "username": broker.user,
+    values = {"enabled": True, "allow_plain_login": True, "host": broker.host, "port": broker.port, "username": broker.user,
               "password": broker.password, "topic": topic, "mode": mode, "group": "otppi",
               "reconnect_delay": 0.2, "timeout": 10}
     values.update(more)
+    values["password"] = values.pop("password")  # last: a new host, port or TLS clears it
     return {f"feeder_redis.{k}": v for k, v in values.items()}
 
 
