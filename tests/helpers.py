@@ -54,6 +54,12 @@ def otppi(root: Path, *args: str, stdin: str | None = None, check: bool = True) 
     return result
 
 
+def store_bytes(database: Path) -> bytes:
+    """Every byte the store keeps on disk: the database file, its WAL and its shared-memory index."""
+    files = [database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")]
+    return b"".join(f.read_bytes() for f in files if f.exists())
+
+
 def stored_secret(root: Path, table: str, column: str, where: str, *args) -> str:
     """A secret as the database file holds it, checked sealed, then opened with the device key of *root*."""
     from otppi.seal import unseal

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from peewee import BooleanField, IntegerField
 
-from otppi import keys
 from otppi.paths import Paths
 from otppi.store import email_accounts, modems, settings
 from otppi.store.db import close_database, open_database
@@ -24,7 +23,7 @@ from otppi.store.models import (
 )
 from otppi.store.sealed import SecretError, secret_fields
 
-from .helpers import otppi, stored_secret
+from .helpers import otppi, store_bytes, stored_secret
 
 #: Secrets used on the device itself, sent nowhere: nothing can move them.
 SENT_NOWHERE = {("wlan", "ssid_password"), ("KeystoreEntry", "private_key")}
@@ -32,11 +31,6 @@ SENT_NOWHERE = {("wlan", "ssid_password"), ("KeystoreEntry", "private_key")}
 
 def _name(model) -> str:
     return getattr(model, "SECTION", "") or model.__name__
-
-
-def _scan(paths: Paths) -> bytes:
-    files = [paths.database, paths.database.with_name("otppi.db-wal"), paths.database.with_name("otppi.db-shm")]
-    return b"".join(f.read_bytes() for f in files if f.exists())
 
 
 def test_every_secret_is_a_sealed_column_and_says_where_it_is_sent() -> None:
@@ -82,13 +76,13 @@ def _read_every_secret() -> dict[str, str]:
 
 def test_the_database_and_its_wal_never_hold_a_clear_secret(paths: Paths) -> None:
     written = _fill_every_secret()
-    raw = _scan(paths)
+    raw = store_bytes(paths.database)
     assert [key for key, value in written.items() if value.encode() in raw] == []
     assert b"7f3a" not in raw
     assert _read_every_secret() == written, "every consumer reads the clear value back"
     # The scan itself works: the same kind of value in a field that is not secret is found.
     settings.set_text("general.device_name", "Clear-general-name-7f3a")
-    assert b"Clear-general-name-7f3a" in _scan(paths)
+    assert b"Clear-general-name-7f3a" in store_bytes(paths.database)
 
 
 def test_without_the_device_key_a_secret_is_neither_read_nor_written(paths: Paths) -> None:

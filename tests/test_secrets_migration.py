@@ -14,7 +14,7 @@ from otppi.store.db import close_database, db, open_database
 from otppi.store.migrations import LATEST, current_version
 from otppi.store.models import EmailAccount, FeederAmqpSettings, KeystoreEntry, Modem
 
-from .helpers import otppi
+from .helpers import otppi, store_bytes
 
 SCHEMA_V4 = Path(__file__).resolve().parent / "data/schema_v4.sql"
 
@@ -86,11 +86,6 @@ def _version_4_store(root: Path) -> Paths:
     return paths
 
 
-def _scan(paths: Paths) -> bytes:
-    files = [paths.database, paths.database.with_name("otppi.db-wal"), paths.database.with_name("otppi.db-shm")]
-    return b"".join(f.read_bytes() for f in files if f.exists())
-
-
 def _clear_values() -> list[str]:
     secret_columns = {"password", "api_key", "token", "ssid_password", "sim_pin", "apn_password", "sender_password",
                       "private_key"}
@@ -100,7 +95,7 @@ def _clear_values() -> list[str]:
 
 def test_upgrade_from_version_4_seals_every_clear_secret(short_tmp: Path) -> None:
     paths = _version_4_store(short_tmp / "r")
-    before = _scan(paths)
+    before = store_bytes(paths.database)
     assert all(value.encode() in before for value in _clear_values()), "the old store holds them in clear"
 
     # A process that keeps the store open (a component not stopped for the upgrade) keeps the WAL file
@@ -110,7 +105,7 @@ def test_upgrade_from_version_4_seals_every_clear_secret(short_tmp: Path) -> Non
         holder.execute("select count(*) from meta").fetchall()
         out = otppi(paths.root, "migrate").stdout
         assert out == f"schema migrated from version 4 to {LATEST} at {paths.database}\n"
-        raw = _scan(paths)
+        raw = store_bytes(paths.database)
     finally:
         holder.close()
     assert [value for value in _clear_values() if value.encode() in raw] == []
