@@ -25,8 +25,8 @@ from .paths import Paths
 from .store import modems, settings
 from .store.db import db, open_database
 from .store.migrations import migrate, require_current
-from .store.sealed import SecretError, cleared_note
 from .store.models import Administrator, ApiUser, BlockedNumber, KeystoreEntry, Modem, SmsSettings
+from .store.sealed import SecretError, cleared_note
 
 
 class CliError(Exception):
