@@ -36,7 +36,7 @@ def paths(short_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
     monkeypatch.setenv("OTPPI_ROOT", str(root))
     p = Paths(root)
     keys.ensure_all(p)
-    open_database(p.database)
+    open_database(p.database, sealing_key=keys.otp_key(p))
     migrate(db)
     yield p
     close_database()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,29 @@ def otppi(root: Path, *args: str, stdin: str | None = None, check: bool = True) 
     if check and result.returncode != 0:
         raise AssertionError(f"otppi {' '.join(args)} failed: {result.stderr}")
     return result
+
+
+def store_bytes(database: Path) -> bytes:
+    """Every byte the store keeps on disk: the database file, its WAL and its shared-memory index."""
+    files = [database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")]
+    return b"".join(f.read_bytes() for f in files if f.exists())
+
+
+def stored_secret(root: Path, table: str, column: str, where: str, *args) -> str:
+    """A secret as the database file holds it, checked sealed, then opened with the device key of *root*."""
+    from otppi.seal import unseal
+    from otppi.store.sealed import column_key
+
+    con = sqlite3.connect(root / "var/lib/otppi/otppi.db", timeout=15)
+    try:
+        (raw,), = con.execute(f"select {column} from {table} where {where}", args).fetchall()
+    finally:
+        con.close()
+    if raw == "":
+        return ""
+    assert raw.startswith("s1:"), f"{table}.{column} is stored in clear"
+    key = (root / "var/lib/otppi/secrets/otp.key").read_bytes()
+    return unseal(column_key(key, table, column), raw)
 
 
 def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05, what: str = "condition"):

@@ -195,11 +195,7 @@ def test_https_with_a_keystore_certificate_and_http_off(api_root: Path, tmp_path
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=gw.test",
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", crt],
                    check=True, capture_output=True)
-    con = sqlite3.connect(api_root / "var/lib/otppi/otppi.db")
-    with con:
-        con.execute("insert into keystore_entry (name, certificate, private_key, active, created_at)"
-                    " values ('site', ?, ?, 1, 0)", (crt.read_text(), key.read_text()))
-    con.close()
+    otppi(api_root, "keystore", "add", "site", "--cert", str(crt), "--key", str(key))
     port = free_port()
     for key_, value in [("api.https_keystore", "site"), ("api.https_port", str(port)),
                         ("api.https_enabled", "true"), ("api.http_enabled", "false")]:

@@ -8,7 +8,7 @@ import json
 from otppi.luhn import luhn_digit
 from otppi.modem.simulator.base import SimState
 
-from .helpers import wait_until
+from .helpers import stored_secret, wait_until
 
 NOT_RUNNING = "otppi: the modem component is not running"
 
@@ -301,7 +301,7 @@ def test_sim_pin_enable_change_disable(gateway_factory) -> None:
     assert ok(gw, "sim", "pin", "m0", "enable", "--pin-stdin", stdin="1234\n") == (
         "SIM PIN lock enabled on m0; the PIN is saved in its modem settings")
     assert modem.sim.pin_enabled is True
-    assert gw.rows("select sim_pin from modem where name = 'm0'") == [("1234",)]
+    assert stored_secret(gw.root, "modem", "sim_pin", "name = ?", "m0") == "1234"
     restarted(gw, 0, "m0", ate0)
 
     # The SIM is really locked: after a power cycle it asks for the PIN ...
@@ -317,7 +317,7 @@ def test_sim_pin_enable_change_disable(gateway_factory) -> None:
     assert ok(gw, "sim", "pin", "m0", "change", "--pin-stdin", stdin="1234\n4321\n") == (
         "SIM PIN changed on m0; the PIN is saved in its modem settings")
     assert modem.sim.pin == "4321"
-    assert gw.rows("select sim_pin from modem where name = 'm0'") == [("4321",)]
+    assert stored_secret(gw.root, "modem", "sim_pin", "name = ?", "m0") == "4321"
     restarted(gw, 0, "m0", ate0)
 
     result = run(gw, "sim", "pin", "m0", "disable", "--pin-stdin", stdin="1111\n")
@@ -328,7 +328,7 @@ def test_sim_pin_enable_change_disable(gateway_factory) -> None:
     assert ok(gw, "sim", "pin", "m0", "disable", "--pin-stdin", stdin="4321\n") == (
         "SIM PIN lock disabled on m0; the PIN is removed from its modem settings")
     assert modem.sim.pin_enabled is False
-    assert gw.rows("select sim_pin from modem where name = 'm0'") == [("",)]
+    assert stored_secret(gw.root, "modem", "sim_pin", "name = ?", "m0") == ""
     restarted(gw, 0, "m0", ate0)
 
     # Changing a PIN needs the lock on (+CME ERROR: 3 otherwise).

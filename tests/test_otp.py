@@ -15,6 +15,8 @@ from otppi.seal import unseal
 from otppi.store import outbox
 from otppi.store.models import Otp, SmsOutbox
 
+from .helpers import store_bytes
+
 RECEIVER = "08126666666"
 PARAMS = {"param1": "100000", "param2": "1234567890", "param3": "987654", "param4": "674527846556468254"}
 
@@ -59,26 +61,21 @@ def test_receiver_forms_are_the_same_number(handler: Handler, paths: Paths) -> N
     assert check(handler, code, receiver="08126666666") == codes.SUCCESS
 
 
-def _scan(paths: Paths) -> bytes:
-    files = [paths.database, paths.database.with_name("otppi.db-wal"), paths.database.with_name("otppi.db-shm")]
-    return b"".join(f.read_bytes() for f in files if f.exists())
-
-
 def test_database_never_holds_the_clear_code(handler: Handler, paths: Paths) -> None:
     found_codes = []
     for i in range(20):
         create(handler, reference=f"ref-{chr(97 + i)}")
-        queued = _scan(paths)
+        queued = store_bytes(paths.database)
         body = unseal(keys.otp_key(paths), SmsOutbox.select().order_by(SmsOutbox.id.desc()).get().body)
         assert body.encode() not in queued, "the queued body must be sealed"
         found_codes.append(code_of(body))
     deliver(paths)
-    raw = _scan(paths)
+    raw = store_bytes(paths.database)
     assert b"Your OTP is" not in raw
     assert [c for c in found_codes if c.encode() in raw and c not in "628126666666"] == []
     # The scan itself works: a clear value written through the same store is found.
     SmsOutbox.create(receiver="628", body="Your OTP is 999999")
-    assert b"Your OTP is 999999" in _scan(paths)
+    assert b"Your OTP is 999999" in store_bytes(paths.database)
 
 
 def test_only_a_keyed_hash_is_stored(handler: Handler, paths: Paths) -> None:

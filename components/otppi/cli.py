@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import ssl
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 from peewee import IntegrityError
@@ -23,7 +25,8 @@ from .paths import Paths
 from .store import blocklist, modems, settings
 from .store.db import db, open_database
 from .store.migrations import migrate, require_current
-from .store.models import Administrator, ApiUser, BlockedNumber, Modem, SmsSettings
+from .store.models import Administrator, ApiUser, BlockedNumber, KeystoreEntry, Modem, SmsSettings
+from .store.sealed import SecretError, cleared_note
 
 
 class CliError(Exception):
@@ -44,7 +47,7 @@ def _read_password(args: argparse.Namespace) -> str:
 def _open(paths: Paths) -> None:
     if not paths.database.exists():
         raise CliError(f"no database at {paths.database}: run 'otppi migrate' first")
-    open_database(paths.database)
+    open_database(paths.database, sealing_key=keys.otp_key(paths))
     try:
         require_current(db)
     except RuntimeError as exc:
@@ -65,7 +68,7 @@ def _share_database(paths: Paths) -> None:
 
 def cmd_migrate(args: argparse.Namespace, paths: Paths) -> str:
     keys.ensure_all(paths)
-    open_database(paths.database)
+    open_database(paths.database, sealing_key=keys.otp_key(paths))
     before, after = migrate(db)
     _share_database(paths)
     setup_code.ensure(paths)  # while no administrator exists; gone once one does
@@ -145,11 +148,18 @@ def cmd_settings_set(args: argparse.Namespace, paths: Paths) -> str:
     if args.value_stdin == (args.value is not None):
         raise CliError("give the value either as an argument or with --value-stdin (for passwords)")
     text = sys.stdin.readline().rstrip("\r\n") if args.value_stdin else args.value
+    section, _, name = args.key.partition(".")
     try:
-        value = settings.set_text(args.key, text)
+        value = settings.parse_value(args.key, text)
+        cleared = settings.set_many(section, {name: value})
     except settings.SettingError as exc:
         raise CliError(str(exc)) from None
-    return f"{args.key} = {'(set)' if settings.is_secret(args.key) else _show(value)}"
+    line = f"{args.key} = {'(set)' if settings.is_secret(args.key) else _show(value)}"
+    if cleared:
+        keys_ = [f"{section}.{secret}" for secret in cleared]
+        again = " and ".join(f"'otppi settings set {key} --value-stdin'" for key in keys_)
+        line += f"; {cleared_note(keys_)} with {again}"
+    return line
 
 
 def cmd_settings_list(args: argparse.Namespace, paths: Paths) -> str:
@@ -206,11 +216,16 @@ def cmd_modem_add(args: argparse.Namespace, paths: Paths) -> str:
 
 def cmd_modem_set(args: argparse.Namespace, paths: Paths) -> str:
     try:
-        value = modems.set_field(args.name, args.field, args.value)
+        value = modems.parse_field(args.field, args.value)
+        cleared = modems.update(args.name, {args.field: value})
     except settings.SettingError as exc:
         raise CliError(str(exc)) from None
     shown = "(set)" if args.field in Modem.SECRETS and value else _show(value)
-    return f"modem {args.name!r}: {args.field} = {shown}"
+    line = f"modem {args.name!r}: {args.field} = {shown}"
+    if cleared:
+        again = " and ".join(f"'otppi modem set {args.name} {secret} …'" for secret in cleared)
+        line += f"; {cleared_note(cleared)} with {again}"
+    return line
 
 
 def cmd_modem_show(args: argparse.Namespace, paths: Paths) -> str:
@@ -247,6 +262,42 @@ def cmd_modem_list(args: argparse.Namespace, paths: Paths) -> str:
         f"\t{'active' if m['active'] else 'inactive'}"
         for m in modems
     )
+
+
+def _pem(path: str, what: str) -> str:
+    try:
+        text = Path(path).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read the {what} {path}: {exc}") from None
+    if "-----BEGIN " not in text or len(text) > 64 * 1024:
+        raise CliError(f"{path} is not a PEM {what}")
+    return text
+
+
+def cmd_keystore_add(args: argparse.Namespace, paths: Paths) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", args.name):
+        raise CliError("a keystore name is 1 to 64 letters, digits, '.', '_' or '-'")
+    certificate, private_key = _pem(args.cert, "certificate"), _pem(args.key, "private key")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(args.cert, args.key)
+    except (ssl.SSLError, OSError) as exc:
+        raise CliError(f"the certificate and key do not make a usable pair: {exc}") from None
+    try:
+        with db.atomic():
+            KeystoreEntry.create(name=args.name, certificate=certificate, private_key=private_key)
+            settings.bump_generation()
+    except IntegrityError:
+        raise CliError(f"keystore entry {args.name!r} already exists") from None
+    return f"keystore entry {args.name!r} added (its private key is sealed in the store)"
+
+
+def cmd_keystore_list(args: argparse.Namespace, paths: Paths) -> str:
+    rows = KeystoreEntry.select(KeystoreEntry.name, KeystoreEntry.active).order_by(KeystoreEntry.name)
+    return "\n".join(f"{r.name}\t{'active' if r.active else 'inactive'}" for r in rows) or "the keystore is empty"
+
+
+def cmd_keystore_remove(args: argparse.Namespace, paths: Paths) -> str:
+    return _remove(KeystoreEntry, KeystoreEntry.name, "keystore entry", args.name)
 
 
 # ---------------------------------------------------------------- parser
@@ -322,6 +373,14 @@ def build_parser() -> argparse.ArgumentParser:
     _sub(modem, "show", "every field of a modem (secrets hidden)", cmd_modem_show).add_argument("name")
     p = _sub(modem, "list", "list modems", cmd_modem_list)
     p.add_argument("--json", action="store_true")
+    store = _sub(top, "keystore", "TLS certificates and keys for the HTTPS listener (api.https_keystore)"
+                 ).add_subparsers(dest="action", required=True)
+    p = _sub(store, "add", "add a certificate and its private key (PEM files)", cmd_keystore_add)
+    p.add_argument("name")
+    p.add_argument("--cert", required=True, help="the certificate (chain) in PEM")
+    p.add_argument("--key", required=True, help="its private key in PEM, unencrypted")
+    _sub(store, "list", "list keystore entries (keys are never shown)", cmd_keystore_list)
+    _sub(store, "remove", "remove a keystore entry", cmd_keystore_remove).add_argument("name")
     add_modem_commands(top)
     add_mail_commands(top)
     return parser
@@ -334,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.func is not cmd_migrate:
             _open(paths)
         print(args.func(args, paths))
-    except CliError as exc:
+    except (CliError, SecretError) as exc:
         print(f"otppi: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -20,6 +20,7 @@ from .paths import Paths
 from .store import email_accounts
 from .store.models import EmailAccount, EmailOutbox
 from .store.outbox import enqueue
+from .store.sealed import cleared_note
 from .store.settings import SettingError
 
 #: Exit status of ``otppi email send`` when the message is queued but its outcome is not known yet.
@@ -48,10 +49,16 @@ def _security(row: EmailAccount) -> str:
     return "ssl" if row.ssl else ("starttls" if row.starttls else "plain")
 
 
+def _plain_login_refused(row: EmailAccount) -> bool:
+    """The mailer will not send this account's password: no TLS, and plain login not allowed."""
+    return row.authentication and not row.ssl and not row.starttls and not row.allow_plain_login
+
+
 def _account_dict(row: EmailAccount) -> dict[str, Any]:
     return {"id": row.id, "sender": row.sender_account, "host": row.smtp_host, "port": row.smtp_port,
             "ssl": row.ssl, "starttls": row.starttls and not row.ssl, "authentication": row.authentication,
-            "password_set": bool(row.sender_password), "ca_file": row.ca_file, "active": row.active,
+            "password_set": bool(row.sender_password), "allow_plain_login": row.allow_plain_login,
+            "plain_login_refused": _plain_login_refused(row), "ca_file": row.ca_file, "active": row.active,
             "daily_quota": row.daily_quota, "sent_today": row.sent_today, "quota_day": row.quota_day}
 
 
@@ -72,8 +79,13 @@ def cmd_account_add(args: argparse.Namespace, paths: Paths) -> str:
     port = args.port if args.port is not None else (465 if args.ssl else 587)
     row = email_accounts.add(args.sender, args.host, smtp_port=port, ssl=args.ssl, starttls=starttls,
                              authentication=authentication, sender_password=password, daily_quota=args.quota,
-                             active=not args.inactive, ca_file=args.ca_file or "")
-    return f"email account {row.id} {row.sender_account!r} added ({row.smtp_host}:{port}, {_security(row)})"
+                             active=not args.inactive, ca_file=args.ca_file or "",
+                             allow_plain_login=args.allow_plain_login)
+    line = f"email account {row.id} {row.sender_account!r} added ({row.smtp_host}:{port}, {_security(row)})"
+    if _plain_login_refused(row):
+        line += ("; the mailer will not send its password without TLS: use --ssl or --starttls, or set "
+                 f"'otppi email-account set {row.id} allow_plain_login true' if the server offers nothing else")
+    return line
 
 
 @_command
@@ -87,8 +99,10 @@ def cmd_account_list(args: argparse.Namespace, paths: Paths) -> str:
     for a in accounts:
         security = "ssl" if a["ssl"] else ("starttls" if a["starttls"] else "plain")
         quota = f"quota={a['daily_quota']}" if a["daily_quota"] else "quota=-"
+        auth = "no-auth" if not a["authentication"] else ("auth-refused-without-tls" if a["plain_login_refused"]
+                                                           else "auth")
         lines.append(f"{a['id']}\t{a['sender']}\t{a['host']}:{a['port']}\t{security}"
-                     f"\t{'auth' if a['authentication'] else 'no-auth'}\t{quota}\tsent_today={a['sent_today']}"
+                     f"\t{auth}\t{quota}\tsent_today={a['sent_today']}"
                      f"\t{'active' if a['active'] else 'inactive'}")
     return "\n".join(lines)
 
@@ -97,8 +111,15 @@ def cmd_account_list(args: argparse.Namespace, paths: Paths) -> str:
 def cmd_account_set(args: argparse.Namespace, paths: Paths) -> str:
     if args.field == "sender_password":
         raise CommandError("change a password with 'otppi email-account password ID --password-stdin'")
-    value = email_accounts.set_field(args.account, args.field, args.value)
-    return f"email account {args.account!r}: {args.field} = {json.dumps(value) if isinstance(value, bool) else value}"
+    value = email_accounts.parse_field(args.field, args.value)
+    if args.field == "sender_account":
+        value = value.lower()
+    cleared = email_accounts.update(args.account, {args.field: value})
+    line = f"email account {args.account!r}: {args.field} = {json.dumps(value) if isinstance(value, bool) else value}"
+    if cleared:
+        line += (f"; {cleared_note(['the password'])} with "
+                 f"'otppi email-account password {args.account} --password-stdin'")
+    return line
 
 
 @_command
@@ -173,12 +194,15 @@ def add_mail_commands(top: argparse._SubParsersAction) -> None:
     p.add_argument("--no-auth", action="store_true", help="the server takes mail without a login")
     p.add_argument("--quota", type=int, default=0, help="messages a day, then it rests until midnight (0: none)")
     p.add_argument("--ca-file", help="trust only this CA file for the server's certificate")
+    p.add_argument("--allow-plain-login", action="store_true",
+                   help="send the password even without SSL or STARTTLS (only for a server that offers no TLS)")
     p.add_argument("--inactive", action="store_true", help="registered but never used")
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     p = _sub(accounts, "list", "list SMTP accounts (passwords are never shown)", cmd_account_list)
     p.add_argument("--json", action="store_true")
     p = _sub(accounts, "set", "change one field of an account (smtp_host, smtp_port, ssl, starttls, "
-             "authentication, sender_account, ca_file, daily_quota, active)", cmd_account_set)
+             "authentication, allow_plain_login, sender_account, ca_file, daily_quota, active); another "
+             "server clears the password", cmd_account_set)
     p.add_argument("account", metavar="ID|SENDER")
     p.add_argument("field")
     p.add_argument("value")

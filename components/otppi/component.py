@@ -13,6 +13,7 @@ import threading
 from typing import Callable, Protocol
 
 from . import journal
+from . import keys
 from .doorbell import Doorbell
 from .paths import Paths
 from .store import settings
@@ -46,8 +47,9 @@ class Runtime:
         signal.signal(signal.SIGINT, stop)
 
     def open_store(self) -> None:
+        """Open the store with the device key, so stored secrets read as text (and are sealed when written)."""
         self.paths.make_dirs()
-        open_database(self.paths.database)
+        open_database(self.paths.database, sealing_key=keys.otp_key(self.paths))
         require_current(db)
 
     def settings_changed(self) -> bool:

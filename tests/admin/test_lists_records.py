@@ -120,15 +120,15 @@ def test_a_bad_modem_field_is_explained_beside_it_and_nothing_is_saved(admin_cli
 def test_a_modem_is_saved_field_by_field_with_write_only_secrets(admin_client):
     seed()
     generation = settings.generation()
-    response = submit(admin_client, EDIT, port="/dev/ttyACM0", baud_rate="9600", parity="E", data_bits="7",
+    response = submit(admin_client, EDIT, baud_rate="9600", parity="E", data_bits="7",
                       stop_bits="2", prefixes="0813, 0814", is_default=True, send_from_api=False,
-                      internet_access=True, apn="3data", apn_username="3data", dial_number="*99***1#",
+                      internet_access=True, apn_username="3data", dial_number="*99***1#",
                       init_dial_1="ATZ", init_dial_5="AT+CGDCONT=1,\"IP\",\"3data\"", dial_command="ATDT")
     assert response.status_code == 302, response.get_data(as_text=True)
     row = Modem.get(Modem.name == "m1")
-    assert (row.port, row.baud_rate, row.parity, row.data_bits, row.stop_bits) == ("/dev/ttyACM0", 9600, "E", 7, 2.0)
+    assert (row.port, row.baud_rate, row.parity, row.data_bits, row.stop_bits) == ("/dev/ttyUSB0", 9600, "E", 7, 2.0)
     assert (row.prefixes, row.is_default, row.send_from_api, row.internet_access) == ("62813,62814", True, False, True)
-    assert (row.apn, row.apn_username, row.dial_number, row.dial_command) == ("3data", "3data", "*99***1#", "ATDT")
+    assert (row.apn, row.apn_username, row.dial_number, row.dial_command) == ("internet", "3data", "*99***1#", "ATDT")
     assert (row.init_dial_1, row.init_dial_5) == ("ATZ", 'AT+CGDCONT=1,"IP","3data"')
     assert (row.sim_pin, row.apn_password) == (SIM_PIN, APN_PASSWORD), "an empty secret keeps the stored one"
     assert settings.generation() > generation
@@ -225,10 +225,13 @@ def test_an_email_account_is_added_listed_edited_and_removed(admin_client):
     assert "gmail-app-pw" not in admin_client.get(edit).get_data(as_text=True)
     bad = submit(admin_client, edit, smtp_port="70000")
     assert bad.status_code == 400 and "from 1 to 65535" in error_beside(bad.get_data(as_text=True), "smtp_port")
-    assert submit(admin_client, edit, smtp_port="587", ssl=False, active=False).status_code == 302
+    assert submit(admin_client, edit, daily_quota="400", active=False).status_code == 302
     row = EmailAccount.get_by_id(row.id)
-    assert (row.smtp_port, row.ssl, row.starttls, row.active) == (587, False, True, False)
+    assert (row.daily_quota, row.active) == (400, False)
     assert row.sender_password == "gmail-app-pw", "an empty password keeps the stored one"
+    assert submit(admin_client, edit, smtp_port="587", ssl=False, sender_password="gmail-app-pw").status_code == 302
+    row = EmailAccount.get_by_id(row.id)
+    assert (row.smtp_port, row.ssl, row.starttls, row.sender_password) == (587, False, True, "gmail-app-pw")
     assert submit(admin_client, edit, sender_password="rotated-pw").status_code == 302
     assert EmailAccount.get_by_id(row.id).sender_password == "rotated-pw"
     refused = submit(admin_client, edit, clear_sender_password=True)

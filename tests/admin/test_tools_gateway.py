@@ -9,12 +9,13 @@ import re
 
 import pytest
 
+from otppi import keys
 from otppi.admin.app import create_app
 from otppi.luhn import luhn_digit
 from otppi.msisdn import mask
 from otppi.store.db import close_database, open_database
 
-from ..helpers import wait_until
+from ..helpers import stored_secret, wait_until
 from .conftest import create_admin, post_form
 from .test_monitor import SseReader
 from .test_tools import field_error, flashes, page_error
@@ -27,7 +28,7 @@ def web():
     """A logged-in test client of an admin app on a gateway's root (its store, keys and sockets)."""
 
     def make(gw, **config):
-        open_database(gw.paths.database)
+        open_database(gw.paths.database, sealing_key=keys.otp_key(gw.paths))
         app = create_app(gw.paths, {"TESTING": True, "OTPPI_MANUAL_WAIT": 30.0, "OTPPI_MONITOR_POLL": 0.05,
                                     "OTPPI_MONITOR_LIFETIME": 20.0, **config})
         client = app.test_client()
@@ -189,7 +190,7 @@ def test_sim_pin_enable_then_disable_never_showing_the_pin(gateway_factory, web)
     assert flashes(page) == ["SIM PIN lock enabled on m0; the PIN is saved in its modem settings."], page_error(page)
     assert "1234" not in page and "on, PIN saved" in page
     assert modem.sim.pin_enabled is True and modem.sim.pin == "1234"
-    assert gw.rows("select sim_pin from modem where name = 'm0'") == [("1234",)]
+    assert stored_secret(gw.root, "modem", "sim_pin", "name = ?", "m0") == "1234"
     restarted(gw, 0, "m0", ate0)
 
     response = post_form(client, "/tools/sim", {"modem": "m0", "action": "disable", "pin": "1357"})
@@ -203,7 +204,7 @@ def test_sim_pin_enable_then_disable_never_showing_the_pin(gateway_factory, web)
     assert flashes(response.get_data(as_text=True)) == [
         "SIM PIN lock disabled on m0; the PIN is removed from its modem settings."]
     assert modem.sim.pin_enabled is False
-    assert gw.rows("select sim_pin from modem where name = 'm0'") == [("",)]
+    assert stored_secret(gw.root, "modem", "sim_pin", "name = ?", "m0") == ""
     restarted(gw, 0, "m0", ate0)
 
     response = post_form(client, "/tools/sim", {"modem": "m0", "action": "change", "pin": "1234",

@@ -47,10 +47,11 @@ def email_keys(root: Path) -> list[str]:
 def configure(root: Path, broker, **overrides: Any) -> dict[str, Any]:
     """Settings through the real CLI, as an operator would; a topic and Client ID of this test's own."""
     tag = uuid.uuid4().hex[:10]
-    values = {"enabled": "true", "host": broker.host, "port": broker.port, "username": broker.user,
+    values = {"enabled": "true", "allow_plain_login": "true", "host": broker.host, "port": broker.port, "username": broker.user,
               "password": broker.password, "topic": f"otp/{tag}", "client_id": f"otppi-{tag}",
               "reconnect_delay": "0.2", "timeout": "5"}
     values.update(overrides)
+    values["password"] = values.pop("password")  # last: a new host, port or TLS clears it
     for key, value in values.items():
         otppi(root, "settings", "set", f"feeder_mqtt.{key}", str(value))
     return values

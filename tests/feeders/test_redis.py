@@ -43,7 +43,7 @@ def provision(root: Path, values: dict[str, Any]) -> Path:
     """A migrated root (if new) with these settings, written as the CLI writes them."""
     paths = Paths(root)
     keys.ensure_all(paths)
-    open_database(paths.database)
+    open_database(paths.database, sealing_key=keys.otp_key(paths))
     try:
         migrate(db)
         for key, value in values.items():
@@ -54,10 +54,11 @@ def provision(root: Path, values: dict[str, Any]) -> Path:
 
 
 def redis_settings(broker, topic: str, mode: str, **more: Any) -> dict[str, Any]:
-    values = {"enabled": True, "host": broker.host, "port": broker.port, "username": broker.user,
+    values = {"enabled": True, "allow_plain_login": True, "host": broker.host, "port": broker.port, "username": broker.user,
               "password": broker.password, "topic": topic, "mode": mode, "group": "otppi",
               "reconnect_delay": 0.2, "timeout": 10}
     values.update(more)
+    values["password"] = values.pop("password")  # last: a new host, port or TLS clears it
     return {f"feeder_redis.{k}": v for k, v in values.items()}
 
 
@@ -336,6 +337,26 @@ def test_a_broker_restart_in_the_middle_of_a_stream_loses_nothing(short_tmp, red
 
 
 # ---------------------------------------------------------------- connection life
+
+
+def test_a_password_is_not_sent_without_tls_unless_plain_login_is_allowed(short_tmp, redis_broker, client,
+                                                                         feeders) -> None:
+    topic = unique("sms")
+    root = provision(short_tmp / "r", redis_settings(redis_broker, topic, "pubsub", allow_plain_login=False))
+    feeder = feeders(root)
+    refusal = ("feeder_redis.password would be sent without TLS: turn on feeder_redis.ssl, or set "
+               "feeder_redis.allow_plain_login if the broker offers no TLS")
+    wait_until(lambda: refusal in feeder.text(), what="the refusal in the log")
+    assert "ERROR" in feeder.text()
+    assert count(root, "select count(*) from event where kind='feeder' and result='disconnected' and cause=?",
+                 refusal) >= 1
+    assert feeder_events(root, "connected") == 0
+    subscribed(client, topic, 0)
+    # Allowing it moves how the password is sent, so it is entered again with the flag.
+    otppi(root, "settings", "set", "feeder_redis.allow_plain_login", "true")
+    otppi(root, "settings", "set", "feeder_redis.password", "--value-stdin", stdin=redis_broker.password + "\n")
+    connected(root)
+    subscribed(client, topic)
 
 
 def test_a_wrong_password_is_said_clearly_and_fixing_it_live_connects(short_tmp, redis_broker, client,

@@ -18,7 +18,7 @@ def test_one_id_through_rabbitmq_and_mqtt_is_sent_once(gateway_factory, amqp_bro
     gw.add_modem("m", 0, "--default")
     tag = uuid.uuid4().hex[:8]
     for name, broker, extra in (("amqp", amqp_broker, {}), ("mqtt", mqtt_broker, {"client_id": f"two-{tag}"})):
-        values = {"enabled": "true", "host": broker.host, "port": broker.port, "username": broker.user,
+        values = {"enabled": "true", "allow_plain_login": "true", "host": broker.host, "port": broker.port, "username": broker.user,
                   "password": broker.password, "topic": f"two-{tag}", **extra}
         for key, value in values.items():
             gw.cli("settings", "set", f"feeder_{name}.{key}", str(value))

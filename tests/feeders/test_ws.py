@@ -34,10 +34,11 @@ class Site:
         self.feeder: FeederProcess | None = None
 
     def configure(self, **overrides: Any) -> None:
-        values = {"enabled": "true", "host": self.broker.host, "port": self.broker.port, "path": self.broker.path,
+        values = {"enabled": "true", "allow_plain_login": "true", "host": self.broker.host, "port": self.broker.port, "path": self.broker.path,
                   "username": DEVICE_USER, "password": DEVICE_PASSWORD, "topic": TOPIC,
                   "reconnect_delay": "0.3", "timeout": "10"}
         values.update(overrides)
+        values["password"] = values.pop("password")  # last: a new host, port or TLS clears it
         for key, value in values.items():
             self.gw.cli("settings", "set", f"feeder_ws.{key}", str(value))
 

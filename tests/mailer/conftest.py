@@ -185,13 +185,17 @@ class MailRoot:
 
     def add_account(self, sender: str, server: str | None, *args: str, password: str | None = None,
                     port: int | None = None) -> None:
-        """An account on one of the test servers (its mode and the test CA), or on a port where none listens."""
+        """An account on one of the test servers (its mode and the test CA), or on a port where none listens.
+
+        Plain accounts allow their login without TLS (the test servers are on this machine).
+        """
+        plain = ["--no-starttls", "--allow-plain-login"]
         if server is None:
-            mode = ["--port", str(port or free_port()), "--no-starttls"]
+            mode = ["--port", str(port or free_port()), *plain]
         else:
             s = self.smtp[server]
             mode = ["--port", str(s.port), "--ca-file", str(s.ca.ca)]
-            mode += {"plain": ["--no-starttls"], "starttls": ["--starttls"], "smtps": ["--ssl"]}[server]
+            mode += {"plain": plain, "starttls": ["--starttls"], "smtps": ["--ssl"]}[server]
         self.cli("email-account", "add", sender, "--host", "127.0.0.1", *mode, *args, "--password-stdin",
                  stdin=(password if password is not None else USERS.get(sender, "x")) + "\n")
 

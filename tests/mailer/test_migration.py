@@ -23,7 +23,7 @@ def test_upgrade_from_version_1(short_tmp: Path) -> None:
                 " created_at, updated_at) values ('email', 't', 'a@b.example', 's', 'queued', 0, '', '', 0, 0)")
     con.commit()
     con.close()
-    open_database(path)
+    open_database(path, sealing_key=bytes(range(32)))
     try:
         assert migrate(db) == (1, LATEST)
         assert migrate(db) == (LATEST, LATEST)

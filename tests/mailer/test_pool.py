@@ -18,7 +18,7 @@ def at(text: str, zone: ZoneInfo) -> float:
 
 def row(id: int, quota: int = 0, active: bool = True, day: str = "", sent: int = 0):
     return SimpleNamespace(id=id, sender_account=f"a{id}@example.com", smtp_host="h", smtp_port=587, ssl=False,
-                           starttls=True, authentication=True, sender_password="secret", ca_file="",
+                           starttls=True, authentication=True, sender_password="secret", ca_file="", allow_plain_login=False,
                            daily_quota=quota, active=active, quota_day=day, sent_today=sent)
 
 

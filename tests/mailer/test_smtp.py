@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,12 +17,15 @@ from .conftest import REFUSED_DOMAIN, USERS
 
 
 def account(server, sender: str = "otp1@example.com", *, password: str | None = None, ca_file: str | None = None,
-            mode: str | None = None, authentication: bool = True, port: int | None = None) -> Account:
+            mode: str | None = None, authentication: bool = True, port: int | None = None,
+            allow_plain_login: bool | None = None) -> Account:
+    """An account on *server*; a plain one allows its login without TLS unless told otherwise."""
     mode = mode or server.name
     return Account(id=1, sender=sender, host=server.host, port=port or server.port, ssl=mode == "smtps",
                    starttls=mode == "starttls", authentication=authentication,
                    password=USERS[sender] if password is None else password,
-                   ca_file=str(server.ca.ca) if ca_file is None else ca_file, daily_quota=0)
+                   ca_file=str(server.ca.ca) if ca_file is None else ca_file, daily_quota=0,
+                   allow_plain_login=mode == "plain" if allow_plain_login is None else allow_plain_login)
 
 
 def deliver(acc: Account, receiver: str) -> None:
@@ -91,6 +95,25 @@ def test_auth_required_over_tls_only(smtp) -> None:
     error = failure(account(smtp["starttls"], mode="plain"))
     assert error.reason == "authentication failed: the server offers no AUTH here" and not error.transient
 
+
+
+def test_no_login_without_tls_unless_the_account_allows_it() -> None:
+    # A listening socket nobody accepts on: a connection attempt would wait in its backlog.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.setblocking(False)
+        acc = Account(id=1, sender="otp1@example.com", host="127.0.0.1", port=listener.getsockname()[1], ssl=False,
+                      starttls=False, authentication=True, password="pw-one", ca_file="", daily_quota=0)
+        error = failure(acc)
+        assert error.reason.startswith("login refused: the password would go without TLS") and not error.transient
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # the mailer did not even connect: nothing to read the password from
+
+
+def test_an_account_whose_password_was_cleared_does_not_log_in(smtp) -> None:
+    error = failure(account(smtp["starttls"], password=""))
+    assert error.reason.startswith("authentication failed: the account has no password") and not error.transient
 
 
 def test_a_password_smtplib_cannot_send(smtp) -> None:

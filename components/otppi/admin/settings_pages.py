@@ -3,7 +3,9 @@
 The fields, their types and their checks come from ``otppi.store`` (the same
 ones ``otppi settings set`` uses), so the web and the command line accept
 exactly the same values. Secrets are write-only: the form shows whether one
-is set, never its value, and an empty secret field leaves it unchanged.
+is set, never its value, and an empty secret field leaves it unchanged, unless
+the same change moves where it is sent (a feeder's host, a DDNS endpoint …):
+then the store clears it and the page says to enter it again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from peewee import BooleanField, FloatField, IntegerField
 
 from ..store import settings
 from ..store.models import Event, SettingsPage
+from ..store.sealed import cleared_note
 from .forms import Form
 from .toolkit import local_time
 
@@ -48,8 +51,13 @@ LABELS = {
     "ssid": "SSID name", "ssid_password": "SSID password", "dns": "DNS", "dns1": "DNS 1", "dns2": "DNS 2",
     "ip_address": "IP address", "api_key": "API key", "account_id": "Account ID",
     "allow_ussd": "Allow USSD (request-ussd; its codes can move credit)",
+    "allow_plain_login": "Allow the password without TLS (only for a broker that offers no TLS)",
     "domain_name_servers_address": "Domain name servers address", "ranges": "Range(s), e.g. 192.168.0.10-192.168.0.100",
 }
+
+
+def _label(name: str) -> str:
+    return LABELS.get(name, name.replace("_", " ").capitalize())
 
 
 @dataclass
@@ -67,7 +75,7 @@ def _fields(page: type[SettingsPage], row: SettingsPage, form: Form | None) -> l
         if name == "id":
             continue
         field = page._meta.fields[name]
-        label = LABELS.get(name, name.replace("_", " ").capitalize())
+        label = _label(name)
         if name in page.SECRETS:
             out.append(Field(name, label, "password", "", secret_set=bool(getattr(row, name))))
         elif isinstance(field, BooleanField):
@@ -119,8 +127,10 @@ def page(section: str):
             except settings.SettingError as exc:
                 form.error(name, str(exc).removeprefix(f"{section}.{name} "))
         if form.ok:
-            settings.set_many(section, values)
+            cleared = settings.set_many(section, values)
             flash(f"{TITLES.get(section, section)} saved; the components apply them now.")
+            if cleared:
+                flash(cleared_note([_label(name) for name in cleared]) + ".", "error")
             return redirect(url_for("settings.page", section=section))
     status = 400 if form is not None and not form.ok else 200
     connection = feeder_status(section)

@@ -61,6 +61,19 @@ def tls_context(settings: Any) -> ssl.SSLContext:
     return context
 
 
+def plain_login_refused(page: SettingsPage) -> str:
+    """Why the feeder must not connect ("" when it may): its password would cross the network in clear.
+
+    AMQP PLAIN, MQTT CONNECT, Redis AUTH and WebSocket Basic auth all carry
+    the password as it is; without TLS only ``allow_plain_login`` lets it go.
+    """
+    if page.password and not page.ssl and not page.allow_plain_login:
+        s = page.SECTION
+        return (f"{s}.password would be sent without TLS: turn on {s}.ssl, or set {s}.allow_plain_login "
+                "if the broker offers no TLS")
+    return ""
+
+
 def snapshot(page: SettingsPage) -> tuple:
     return tuple(getattr(page, name) for name in page._meta.sorted_field_names)
 
@@ -140,8 +153,11 @@ class FeederRunner:
 
     def _connect_and_serve(self) -> None:
         settings = self.settings
-        intake = Intake(self.handler, f"{self.name}:{settings.host}", self.courier, settings.timeout, self.ledger)
         self._was_connected = False
+        refused = plain_login_refused(settings)
+        if refused:
+            raise FeederError(refused)
+        intake = Intake(self.handler, f"{self.name}:{settings.host}", self.courier, settings.timeout, self.ledger)
         self.connection = self.connector(settings, intake)
         self._was_connected = True
         self._record("connected", f"{settings.host}:{settings.port}")

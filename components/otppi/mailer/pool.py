@@ -45,12 +45,13 @@ class Account:
     password: str
     ca_file: str
     daily_quota: int
+    allow_plain_login: bool = False
 
     @classmethod
     def from_row(cls, row: EmailAccount) -> "Account":
         return cls(id=row.id, sender=row.sender_account, host=row.smtp_host, port=row.smtp_port, ssl=row.ssl,
                    starttls=row.starttls, authentication=row.authentication, password=row.sender_password,
-                   ca_file=row.ca_file, daily_quota=row.daily_quota)
+                   ca_file=row.ca_file, daily_quota=row.daily_quota, allow_plain_login=row.allow_plain_login)
 
     def __repr__(self) -> str:  # never the password, even in a traceback
         return f"Account(id={self.id}, sender={self.sender!r}, host={self.host!r}, port={self.port})"

@@ -6,6 +6,9 @@ go on in clear when the server does not offer it; else plain SMTP. The
 spec's Gmail example sets both SSL and STARTTLS for port 465: STARTTLS is
 meaningless inside TLS and is ignored then. Certificates are always
 verified: against the account's CA file when it has one, else the system's.
+A password goes only over TLS, unless the account says ``allow_plain_login``
+(a server that offers nothing else): checked before connecting, so a plain
+account never even opens a connection its password could be read on.
 
 Every failure becomes a :class:`SendError` whose reason names what went
 wrong ("authentication failed", "TLS failed: …", "cannot connect: …",
@@ -96,6 +99,19 @@ def explain(exc: BaseException, stage: str, host: str) -> SendError:
     raise exc
 
 
+def login_refused(account: Account) -> str:
+    """Why *account* must not log in at all ("" when it may): no password, or no TLS to send it over."""
+    if not account.authentication:
+        return ""
+    if not account.password:
+        return ("authentication failed: the account has no password (a change of its server cleared it): "
+                "enter it again")
+    if not account.ssl and not account.starttls and not account.allow_plain_login:
+        return ("login refused: the password would go without TLS; turn on SSL or STARTTLS, or allow plain "
+                "login for this account if its server offers no TLS")
+    return ""
+
+
 class Conversation:
     """One connection to one account's server; :attr:`stage` says where a failure happened."""
 
@@ -106,6 +122,9 @@ class Conversation:
 
     def send(self, message: EmailMessage, receiver: str) -> None:
         account = self.account
+        refused = login_refused(account)
+        if refused:
+            raise SendError(refused, transient=False)
         try:
             context = tls_context(account.ca_file) if account.ssl or account.starttls else None
             if account.ssl:

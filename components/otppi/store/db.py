@@ -26,6 +26,8 @@ class OneWriterDatabase(SqliteDatabase):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        #: The device key stored secrets are sealed with (``otppi.store.sealed``); None: they cannot be read.
+        self.sealing_key: bytes | None = None
         self._writer = threading.Lock()
         self._holder = threading.local()
 
@@ -71,10 +73,16 @@ PRAGMAS = {
 }
 
 
-def open_database(path: Path, *, timeout: float = BUSY_TIMEOUT_S) -> SqliteDatabase:
-    """Point the shared handle at *path*; connections open per thread on demand."""
+def open_database(path: Path, *, timeout: float = BUSY_TIMEOUT_S,
+                  sealing_key: bytes | None = None) -> SqliteDatabase:
+    """Point the shared handle at *path*; connections open per thread on demand.
+
+    *sealing_key* is the device's OTP key (``otppi.keys.otp_key``): without it,
+    stored secrets can be neither read nor written, and trying says so.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     db.init(str(path), pragmas=PRAGMAS, timeout=timeout)
+    db.sealing_key = sealing_key
     return db
 
 

@@ -13,6 +13,7 @@ from peewee import DoesNotExist
 
 from .db import db
 from .models import EmailAccount
+from .sealed import clear_moved
 from .settings import SettingError, bump_generation, check, convert
 
 #: Kept by the mailer, or set through their own command (the password: never on a command line).
@@ -103,17 +104,34 @@ def add(sender: str, host: str, **fields: Any) -> EmailAccount:
     return row
 
 
+def update(ident: str, values: dict[str, Any]) -> list[str]:
+    """Save parsed *values* of one account as one change; the secrets it cleared.
+
+    Another server (host, port, SSL, STARTTLS, plain login) clears the
+    password unless *values* gives it again: it is never sent to a server it
+    was not entered for (``sealed.clear_moved``).
+    """
+    values = dict(values)
+    if "sender_account" in values:
+        values["sender_account"] = values["sender_account"].lower()
+    with db.atomic():
+        row = find(ident)
+        sender = values.get("sender_account")
+        if sender is not None and EmailAccount.select().where(
+                (EmailAccount.sender_account == sender) & (EmailAccount.id != row.id)).exists():
+            raise SettingError(f"email account {sender!r} already exists")
+        cleared = clear_moved(EmailAccount, EmailAccount.id == row.id, values)
+        if values:
+            EmailAccount.update(**values).where(EmailAccount.id == row.id).execute()
+        bump_generation()
+    return cleared
+
+
 def set_field(ident: str, name: str, text: str) -> Any:
     value = parse_field(name, text)
     if name == "sender_account":
         value = value.lower()
-    with db.atomic():
-        row = find(ident)
-        if name == "sender_account" and EmailAccount.select().where(
-                (EmailAccount.sender_account == value) & (EmailAccount.id != row.id)).exists():
-            raise SettingError(f"email account {value!r} already exists")
-        EmailAccount.update(**{name: value}).where(EmailAccount.id == row.id).execute()
-        bump_generation()
+    update(ident, {name: value})
     return value
 
 

@@ -13,6 +13,7 @@ from peewee import Model, SqliteDatabase
 from playhouse.migrate import SqliteMigrator, migrate as apply_operations
 
 from . import models
+from .sealed import seal_clear_values
 
 Migration = Callable[[SqliteDatabase], None]
 
@@ -92,8 +93,28 @@ def _admin_security(database: SqliteDatabase) -> None:
         apply_operations(migrator.add_index(table, ("owner", "reference"), True))
 
 
+def _sealed_secrets(database: SqliteDatabase) -> None:
+    """Plain-login flags (off); every stored secret sealed, as older stores kept them in clear.
+
+    The clear values also linger in old WAL frames, in free space and on the
+    free list: :func:`migrate` then rebuilds the file and empties the WAL
+    (:data:`SCRUB_AFTER`).
+    """
+    _add_missing_columns(database, models.EmailAccount, ["allow_plain_login"])
+    for page in (models.FeederWsSettings, models.FeederAmqpSettings, models.FeederRedisSettings,
+                 models.FeederMqttSettings):
+        _add_missing_columns(database, page, ["allow_plain_login"])
+    seal_clear_values(database, models.ALL_MODELS)
+
+
 MIGRATIONS: tuple[tuple[int, Migration], ...] = ((1, _initial), (2, _modem_component), (3, _mailer), (4, _admin),
-                                                 (6, _ussd_permission), (7, _admin_security))
+                                                 (6, _ussd_permission), (7, _admin_security), (8, _sealed_secrets))
+
+#: Migrations that rewrote clear secrets: after them the file is rebuilt and the WAL emptied, so no
+#: free page, free cell or old WAL frame still holds what they rewrote.
+SCRUB_AFTER = frozenset({8})
+#: The ``meta`` key saying a scrub is still owed (set in the migration's transaction).
+SCRUB_PENDING = "scrub_pending"
 
 LATEST = MIGRATIONS[-1][0]
 
@@ -113,7 +134,29 @@ def migrate(database: SqliteDatabase) -> tuple[int, int]:
             if version > before:
                 step(database)
         models.Meta.insert(key="schema_version", value=LATEST).on_conflict_replace().execute()
+        if before and any(before < version <= LATEST for version in SCRUB_AFTER):
+            models.Meta.insert(key=SCRUB_PENDING, value=1).on_conflict_replace().execute()
+    if models.Meta.get_or_none(models.Meta.key == SCRUB_PENDING) is not None:
+        scrub(database)
     return before, LATEST
+
+
+def scrub(database: SqliteDatabase) -> None:
+    """Rebuild the file (VACUUM copies only live rows) and empty the WAL into it.
+
+    Pending in ``meta`` until it worked: a WAL another process kept from
+    being emptied is emptied by the next ``otppi migrate``.
+    """
+    database.execute_sql("VACUUM")
+    with database.atomic():
+        models.Meta.delete().where(models.Meta.key == SCRUB_PENDING).execute()
+    busy, _, _ = database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy:
+        with database.atomic():
+            models.Meta.insert(key=SCRUB_PENDING, value=1).on_conflict_replace().execute()
+        raise RuntimeError("the schema is migrated, but another process kept the WAL from being emptied, so it "
+                           "may still hold old clear secrets: stop every OTP-Pi component and run 'otppi migrate' "
+                           "again")
 
 
 def require_current(database: SqliteDatabase) -> None:

@@ -3,7 +3,10 @@
 A settings page of the spec is a single-row model (``id`` 1) whose columns are
 the page's fields; lists (modems, API users, email accounts …) are ordinary
 tables. ``SECTION`` names a page on the command line (``sms.country_code``),
-``SECRETS`` lists write-only fields that are never shown back.
+``SECRETS`` lists write-only fields that are never shown back; they are
+:class:`~otppi.store.sealed.SecretField` columns, sealed in the database, and
+``DESTINATIONS`` names, for each secret sent somewhere, the fields that say
+where (changing one clears the secret: ``otppi.store.sealed.clear_moved``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from peewee import (
 )
 
 from .db import db
+from .sealed import SecretField
 
 
 def now() -> float:
@@ -41,6 +45,7 @@ class SettingsPage(BaseModel):
 
     SECTION = ""
     SECRETS: frozenset[str] = frozenset()
+    DESTINATIONS: dict[str, frozenset[str]] = {}
 
     @classmethod
     def load(cls) -> "SettingsPage":
@@ -112,14 +117,21 @@ class SmsSettings(SettingsPage):
     send_timeout = IntegerField(default=60)
 
 
+#: Where a feeder's password goes: the broker's address and whether the link to it is encrypted.
+_BROKER = frozenset({"host", "port", "ssl", "allow_plain_login"})
+
+
 class _FeederSettings(SettingsPage):
     SECRETS = frozenset({"password"})
+    DESTINATIONS = {"password": _BROKER}
     enabled = BooleanField(default=False)
     ssl = BooleanField(default=False)
     ca_file = CharField(default="")
     host = CharField(default="localhost")
     username = CharField(default="")
-    password = CharField(default="")
+    password = SecretField(default="")
+    # Every broker protocol here carries the password in clear without TLS: refused unless this says so.
+    allow_plain_login = BooleanField(default=False)
     topic = CharField(default="sms")
     # Seconds.
     timeout = FloatField(default=10.0)
@@ -132,6 +144,7 @@ class _FeederSettings(SettingsPage):
 
 class FeederWsSettings(_FeederSettings):
     SECTION = "feeder_ws"
+    DESTINATIONS = {"password": _BROKER | {"path"}}
     port = IntegerField(default=8000)
     path = CharField(default="/ws")
 
@@ -200,20 +213,22 @@ class BellSettings(SettingsPage):
 class CloudflareAccount(SettingsPage):
     SECTION = "cloudflare"
     SECRETS = frozenset({"api_key", "token"})
+    DESTINATIONS = {"api_key": frozenset({"endpoint"}), "token": frozenset({"endpoint"})}
     endpoint = CharField(default="https://api.cloudflare.com/client/v4")
     account_id = CharField(default="")
     email = CharField(default="")
-    api_key = CharField(default="")
-    token = CharField(default="")
+    api_key = SecretField(default="")
+    token = SecretField(default="")
     active = BooleanField(default=False)
 
 
 class NoipAccount(SettingsPage):
     SECTION = "noip"
     SECRETS = frozenset({"password"})
+    DESTINATIONS = {"password": frozenset({"endpoint"})}
     endpoint = CharField(default="https://dynupdate.no-ip.com/nic/update")
     username = CharField(default="")
-    password = CharField(default="")
+    password = SecretField(default="")
     company_name = CharField(default="")
     maintainer_email = CharField(default="")
     active = BooleanField(default=False)
@@ -222,11 +237,12 @@ class NoipAccount(SettingsPage):
 class DynuAccount(SettingsPage):
     SECTION = "dynu"
     SECRETS = frozenset({"api_key", "password"})
+    DESTINATIONS = {"api_key": frozenset({"endpoint"}), "password": frozenset({"endpoint"})}
     api_version = CharField(default="v2")
     endpoint = CharField(default="https://api.dynu.com/v2")
-    api_key = CharField(default="")
+    api_key = SecretField(default="")
     username = CharField(default="")
-    password = CharField(default="")
+    password = SecretField(default="")
     company_name = CharField(default="")
     maintainer_email = CharField(default="")
     active = BooleanField(default=False)
@@ -235,9 +251,10 @@ class DynuAccount(SettingsPage):
 class AfraidAccount(SettingsPage):
     SECTION = "afraid"
     SECRETS = frozenset({"password"})
+    DESTINATIONS = {"password": frozenset({"endpoint"})}
     endpoint = CharField(default="https://freedns.afraid.org/dynamic/update.php")
     username = CharField(default="")
-    password = CharField(default="")
+    password = SecretField(default="")
     company_name = CharField(default="")
     maintainer_email = CharField(default="")
     active = BooleanField(default=False)
@@ -258,9 +275,10 @@ class DhcpSettings(SettingsPage):
 
 class WlanSettings(SettingsPage):
     SECTION = "wlan"
+    # The access point's own password: sealed, but sent nowhere.
     SECRETS = frozenset({"ssid_password"})
     ssid = CharField(default="OTP-Pi")
-    ssid_password = CharField(default="")
+    ssid_password = SecretField(default="")
     key_management = CharField(default="WPA-PSK")
     ip_address = CharField(default="192.168.0.11")
     prefix = IntegerField(default=24)
@@ -356,6 +374,8 @@ class Modem(BaseModel):
     """A modem of the Modem Settings table; identity fields are filled by the modem component."""
 
     SECRETS = frozenset({"sim_pin", "apn_password"})
+    # The PIN goes to the SIM behind the port; the APN password over a data call through it to that APN.
+    DESTINATIONS = {"sim_pin": frozenset({"port"}), "apn_password": frozenset({"port", "apn"})}
 
     name = CharField(unique=True)
     port = CharField()
@@ -369,7 +389,7 @@ class Modem(BaseModel):
     sms_center = CharField(default="")
     # Comma-separated MSISDN prefixes ("62871,62872").
     prefixes = TextField(default="")
-    sim_pin = CharField(default="")
+    sim_pin = SecretField(default="")
     baud_rate = IntegerField(default=115200)
     parity = CharField(default="N")
     start_bits = IntegerField(default=1)
@@ -378,7 +398,7 @@ class Modem(BaseModel):
     internet_access = BooleanField(default=False)
     apn = CharField(default="")
     apn_username = CharField(default="")
-    apn_password = CharField(default="")
+    apn_password = SecretField(default="")
     dial_number = CharField(default="*99#")
     init_dial_1 = CharField(default="")
     init_dial_2 = CharField(default="")
@@ -404,6 +424,7 @@ class BlockedNumber(BaseModel):
 
 class EmailAccount(BaseModel):
     SECRETS = frozenset({"sender_password"})
+    DESTINATIONS = {"sender_password": frozenset({"smtp_host", "smtp_port", "ssl", "starttls", "allow_plain_login"})}
 
     smtp_host = CharField()
     smtp_port = IntegerField(default=587)
@@ -411,7 +432,9 @@ class EmailAccount(BaseModel):
     starttls = BooleanField(default=True)
     authentication = BooleanField(default=True)
     sender_account = CharField()
-    sender_password = CharField(default="")
+    sender_password = SecretField(default="")
+    # A password goes only over SSL or STARTTLS unless this is set (a server that offers nothing else).
+    allow_plain_login = BooleanField(default=False)
     active = BooleanField(default=True)
     # 0 means no daily quota.
     daily_quota = IntegerField(default=0)
@@ -448,13 +471,13 @@ class FirewallPort(BaseModel):
 
 
 class KeystoreEntry(BaseModel):
-    """A TLS certificate and key the HTTPS listener can use."""
+    """A TLS certificate and key the HTTPS listener can use (the key is sealed, and sent nowhere)."""
 
     SECRETS = frozenset({"private_key"})
 
     name = CharField(unique=True)
     certificate = TextField()
-    private_key = TextField()
+    private_key = SecretField()
     active = BooleanField(default=True)
     created_at = FloatField(default=now)
 

@@ -8,6 +8,7 @@ from typing import Any, Callable
 from ..msisdn import normalize
 from .db import db
 from .models import Modem, SmsSettings
+from .sealed import clear_moved
 from .settings import SettingError, bump_generation, check, convert
 
 BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
@@ -80,10 +81,23 @@ def parse_field(name: str, text: str) -> Any:
     return check(VALIDATORS, name, convert(field, name, text))
 
 
+def update(modem: str, values: dict[str, Any]) -> list[str]:
+    """Save parsed *values* of one modem as one change; the secrets it cleared (see ``sealed.clear_moved``).
+
+    Moving a modem to another port clears its SIM PIN and APN password, and
+    another APN its APN password, unless the same change gives them again.
+    """
+    values = dict(values)
+    with db.atomic():
+        cleared = clear_moved(Modem, Modem.name == modem, values)
+        if not values or not Modem.update(**values).where(Modem.name == modem).execute():
+            if not Modem.select().where(Modem.name == modem).exists():
+                raise SettingError(f"no modem named {modem!r}")
+        bump_generation()
+    return cleared
+
+
 def set_field(modem: str, name: str, text: str) -> Any:
     value = parse_field(name, text)
-    with db.atomic():
-        if not Modem.update(**{name: value}).where(Modem.name == modem).execute():
-            raise SettingError(f"no modem named {modem!r}")
-        bump_generation()
+    update(modem, {name: value})
     return value

@@ -15,6 +15,7 @@ from peewee import BooleanField, Field, FloatField, IntegerField
 
 from .db import db
 from .models import SETTINGS_PAGES, Meta, SettingsPage
+from .sealed import clear_moved
 
 GENERATION_KEY = "settings_generation"
 
@@ -107,6 +108,12 @@ def _header_text(v: str) -> None:
         raise SettingError("must be at most 200 characters")
 
 
+def _https_url(v: str) -> None:
+    # A DDNS account's key or password goes to this address: only ever over TLS.
+    if not re.fullmatch(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?", v):
+        raise SettingError("must be an https:// address (the account's key or password is sent there)")
+
+
 VALIDATORS: dict[str, Callable[[Any], None]] = {
     "general.otp_expiration": _range(1_000, 86_400_000),
     "general.otp_length": _range(4, 10),
@@ -160,6 +167,8 @@ VALIDATORS: dict[str, Callable[[Any], None]] = {
     "ethernet.gateway": _ip_or_empty,
     "ethernet.prefix": _range(0, 32),
 }
+for _section in ("cloudflare", "noip", "dynu", "afraid"):
+    VALIDATORS[f"{_section}.endpoint"] = _https_url
 for _section in ("feeder_ws", "feeder_amqp", "feeder_redis", "feeder_mqtt"):
     VALIDATORS[f"{_section}.timeout"] = _range(0.1, 3600)
     VALIDATORS[f"{_section}.reconnect_delay"] = _range(0.1, 3600)
@@ -233,15 +242,25 @@ def is_secret(key: str) -> bool:
     return field.name in page.SECRETS
 
 
-def set_many(section: str, values: dict[str, Any]) -> None:
-    """Save already-parsed values of one page in one transaction and bump the generation."""
+def set_many(section: str, values: dict[str, Any]) -> list[str]:
+    """Save already-parsed values of one page in one transaction and bump the generation.
+
+    A secret whose destination the change moves (``DESTINATIONS``: a host, a
+    port, TLS, an endpoint) is cleared unless *values* gives it again; the
+    names of the secrets cleared are returned, for the caller to say so. The
+    stored secrets are never read, so a new one can replace one that cannot
+    be unsealed.
+    """
     page = PAGES[section]
+    values = dict(values)
     with db.atomic():
-        row = page.load()
-        for name, value in values.items():
-            setattr(row, name, value)
-        row.save(force_insert=page.get_or_none(page.id == 1) is None)
+        cleared = clear_moved(page, page.id == 1, values)
+        if not page.select().where(page.id == 1).exists():
+            page.create(id=1, **values)
+        elif values:
+            page.update(**values).where(page.id == 1).execute()
         bump_generation()
+    return cleared
 
 
 def set_text(key: str, text: str) -> Any:

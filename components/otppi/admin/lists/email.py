@@ -1,9 +1,10 @@
 """Email accounts: the pool of SMTP senders the mailer spreads messages over. List, add, edit, remove.
 
 Values go through ``otppi.store.email_accounts`` (``add``, ``set_field``,
-``set_password``, ``remove``), as ``otppi email-account`` does; each change
-bumps the settings generation and the mailer takes it on its next turn. The
-sender password is write-only.
+``update``, ``remove``), as ``otppi email-account`` does; each change bumps
+the settings generation and the mailer takes it on its next turn. The sender
+password is write-only; a change of server (host, port, SSL, STARTTLS,
+plain login) without it clears it, and the page says to enter it again.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from ...store import email_accounts
-from ...store.db import db
 from ...store.models import EmailAccount
+from ...store.sealed import cleared_note
 from ...store.settings import SettingError
 from ..forms import Form
 from .common import Spec, inputs, parse_all, submitted_texts
@@ -29,6 +30,9 @@ FIELDS = (
     Spec("starttls", "Start TLS before send", "checkbox"),
     Spec("authentication", "Authentication", "checkbox"),
     Spec("sender_password", "Sender password", "password"),
+    Spec("allow_plain_login", "Allow the password without TLS", "checkbox",
+         help="only for a server that offers neither SSL nor STARTTLS: the password then crosses the network "
+              "in clear"),
     Spec("daily_quota", "Daily quota (0: none)", "number", help="messages a day the server allows this account"),
     Spec("ca_file", "CA file (empty: the system's CAs)"),
     Spec("active", "Active", "checkbox"),
@@ -45,7 +49,11 @@ def _parse(name: str, text: str) -> Any:
 
 def security(row: EmailAccount) -> str:
     """As the mailer connects: SSL wins over STARTTLS."""
-    return "SSL" if row.ssl else ("STARTTLS" if row.starttls else "none")
+    if row.ssl or row.starttls:
+        return "SSL" if row.ssl else "STARTTLS"
+    if row.authentication and not row.allow_plain_login:
+        return "none: the mailer will not send the password (allow it without TLS, or turn on SSL or STARTTLS)"
+    return "none"
 
 
 def _duplicate(form: Form, exc: SettingError) -> bool:
@@ -102,24 +110,23 @@ def edit(ident: int):
         return _edit_page(row, form)
     texts = submitted_texts(form, FIELDS)
     values = parse_all(form, texts, _parse)
-    password = values.pop("sender_password", row.sender_password)
-    if form.ok and values["authentication"] and not password:
+    given = "sender_password" in values  # typed anew, or cleared with its box
+    if form.ok and values["authentication"] and not (values["sender_password"] if given else row.sender_password):
         form.error("sender_password", NEEDS_PASSWORD)
     if not form.ok:
         return _edit_page(row, form, status=400)
-    changed = [name for name, value in values.items() if value != getattr(row, name)]
+    changes = {name: value for name, value in values.items() if given and name == "sender_password"
+               or value != getattr(row, name)}
     try:
-        with db.atomic():
-            for name in changed:
-                email_accounts.set_field(str(row.id), name, texts[name])
-            if password != row.sender_password:
-                email_accounts.set_password(str(row.id), password)
+        cleared = email_accounts.update(str(row.id), changes) if changes else []
     except SettingError as exc:
         if not _duplicate(form, exc):
             return _edit_page(row, form, problem=str(exc), status=409)  # removed meanwhile
         return _edit_page(row, form, status=400)
-    nothing = not changed and password == row.sender_password
-    flash("Nothing changed." if nothing else f"Email account {row.sender_account} saved.")
+    flash(f"Email account {row.sender_account} saved." if changes else "Nothing changed.")
+    if cleared:
+        flash(cleared_note(["The sender password"]) + " (it is never sent to a server it was not entered for).",
+              "error")
     return redirect(url_for("lists.email.edit", ident=row.id))
 
 

@@ -18,6 +18,7 @@ from ...modem.internet import APN_PRESETS
 from ...store import modems
 from ...store.db import db
 from ...store.models import Modem, ModemStatus
+from ...store.sealed import cleared_note
 from ...store.settings import SettingError, bump_generation
 from ..forms import Form
 from .common import Spec, groups, message, parse_all, submitted_texts, when
@@ -122,14 +123,16 @@ def edit(name: str):
     values = parse_all(form, texts, modems.parse_field)
     if not form.ok:
         return _edit_page(row, form, status=400)
-    changed = [field for field, value in values.items() if value != getattr(row, field)]
+    changes = {field: value for field, value in values.items()
+               if field in row.SECRETS or value != getattr(row, field)}
     try:
-        with db.atomic():
-            for field in changed:
-                modems.set_field(row.name, field, texts[field])
+        cleared = modems.update(row.name, changes) if changes else []
     except SettingError as exc:  # deleted meanwhile
         return _edit_page(row, form, problem=str(exc), status=409)
-    flash(f"Modem {row.name} saved; the modem component applies it now." if changed else "Nothing changed.")
+    flash(f"Modem {row.name} saved; the modem component applies it now." if changes else "Nothing changed.")
+    if cleared:
+        labels = {spec.name: spec.label for spec in SPECS}
+        flash(cleared_note([labels[name] for name in cleared]) + ".", "error")
     return redirect(url_for("lists.modems.edit", name=row.name))
 
 
@@ -144,10 +147,8 @@ def preset(name: str):
         return _edit_page(row, shown, status=400)
     apn, username, password, dial = APN_PRESETS[chosen]
     try:
-        with db.atomic():
-            for field, text in (("apn", apn), ("apn_username", username), ("apn_password", password),
-                                ("dial_number", dial)):
-                modems.set_field(row.name, field, text)
+        modems.update(row.name, {field: modems.parse_field(field, text) for field, text in (
+            ("apn", apn), ("apn_username", username), ("apn_password", password), ("dial_number", dial))})
     except SettingError as exc:
         return _edit_page(row, Form(), problem=message(exc, "apn"), status=409)
     flash(f"{chosen} preset saved on {row.name}: APN {apn}, dial number {dial}.")
