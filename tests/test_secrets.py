@@ -112,7 +112,7 @@ def test_a_sealed_value_copied_into_another_column_does_not_open(paths: Paths) -
         (sealed,), = con.execute("select password from feeder_amqp_settings").fetchall()
         con.execute("insert into feeder_mqtt_settings (id, enabled, ssl, ca_file, host, username, password, topic,"
                     " timeout, reconnect_delay, refresh_connection, port, client_id, share_group,"
-                    " allow_plain_login) values (1, 0, 0, '', 'h', '', ?, 't', 1, 1, 0, 1883, 'c', '', 0)",
+                    " allow_plain_login, allow_ussd) values (1, 0, 0, '', 'h', '', ?, 't', 1, 1, 0, 1883, 'c', '', 0, 0)",
                     (sealed,))
     con.close()
     with pytest.raises(SecretError, match="feeder_mqtt_settings.password cannot be unsealed"):

@@ -158,7 +158,8 @@ def test_hostile_bodies_through_websocket(device, feeder_processes) -> None:
     broker = WsBroker(root.parent / "wsb", args=("--max-size", str(1 << 20))).start()  # 64 KiB bodies pass it
     try:
         for key, value in {"enabled": "true", "host": broker.host, "port": broker.port, "path": broker.path,
-                           "username": DEVICE_USER, "password": DEVICE_PASSWORD, "topic": TOPIC,
+                           "username": DEVICE_USER, "allow_plain_login": "true",
+                           "password": DEVICE_PASSWORD, "topic": TOPIC,
                            "timeout": FOLLOW_TIMEOUT}.items():
             otppi(root, "settings", "set", f"feeder_ws.{key}", str(value))
         feeder = feeder_processes(root, "ws")

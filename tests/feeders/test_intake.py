@@ -12,7 +12,7 @@ from otppi.feeders.deliveries import DeliveryLedger
 from otppi.feeders.intake import MAX_DELIVERIES, UNKEPT, Courier, Delivery, Intake, Reply, StoreUnavailable
 from otppi.handler import Context, Handler
 from otppi.paths import Paths
-from otppi.store import outbox
+from otppi.store import outbox, settings
 from otppi.store.db import db
 from otppi.store.models import Event, Modem, SmsOutbox
 
@@ -167,6 +167,7 @@ def broken_modem_control(request: dict, timeout: float) -> dict:
 
 def test_a_request_whose_handling_raises_is_answered_1102_and_the_next_one_is_handled(paths: Paths, caplog) -> None:
     Modem.create(name="m1", port="/dev/null")
+    settings.set_text("feeder_redis.allow_ussd", "true")  # brokers may not use USSD by default
     handler = Handler(Context(paths=paths, otp_key=keys.otp_key(paths), modem_control=broken_modem_control))
     published = Published()
     courier = Courier(paths, handler, published, "test")

@@ -82,6 +82,7 @@ def wedged(device):
 
 def crash_loop(root: Path, modem: SilentModemComponent, feeder_processes, kind: str) -> None:
     """Kill the feeder in the middle of the first message, MAX_DELIVERIES times; then start it for good."""
+    otppi(root, "settings", "set", f"feeder_{kind}.allow_ussd", "true")  # brokers may not use USSD by default
     for attempt in range(MAX_DELIVERIES):
         feeder = feeder_processes(root, kind, f"feeder-{kind}-{attempt}")
         modem.called()
