@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from otppi.modem.internet import APN_PRESETS
+from otppi.store.modems import APN_PRESETS
 from otppi.store import modems, settings
 from otppi.store.models import DdnsRecord, EmailAccount, Modem
 

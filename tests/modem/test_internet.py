@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from otppi import codes
-from otppi.modem.internet import APN_PRESETS, DialSettings, Internet, InternetError, render_chat, render_peer
+from otppi.modem.internet import DialSettings, Internet, InternetError, render_chat, render_peer
 from otppi.modem.simulator import PROFILES
 from otppi.paths import Paths
 from otppi.store.models import Modem
+from otppi.store.modems import APN_PRESETS
 
 from ..helpers import wait_until
 

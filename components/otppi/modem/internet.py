@@ -25,16 +25,6 @@ from .errors import Unsupported
 
 log = logging.getLogger(__name__)
 
-#: The spec's APN table for Indonesian operators: (APN, username, password, dial number).
-APN_PRESETS: dict[str, tuple[str, str, str, str]] = {
-    "Telkomsel": ("internet", "", "", "*99#"),
-    "XL": ("internet", "", "", "*99#"),
-    "Three": ("3data", "3data", "3data", "*99#"),
-    "Smartfren": ("smart", "smart", "smart", "#777"),
-    "Indosat Ooredoo": ("indosatgprs", "", "", "*99#"),
-    "Axis": ("axis", "axis", "123456", "*99#"),
-}
-
 _APN = re.compile(r"[A-Za-z0-9._-]{1,100}")
 _DIAL = re.compile(r"[0-9*#]{1,20}")
 _AT = re.compile(r"AT[ -~]{0,120}")

@@ -11,6 +11,16 @@ from .models import Modem, SmsSettings
 from .sealed import clear_moved
 from .settings import SettingError, bump_generation, check, convert
 
+#: The spec's APN table for Indonesian operators, offered as presets by the admin web: (APN, username, password, dial number).
+APN_PRESETS: dict[str, tuple[str, str, str, str]] = {
+    "Telkomsel": ("internet", "", "", "*99#"),
+    "XL": ("internet", "", "", "*99#"),
+    "Three": ("3data", "3data", "3data", "*99#"),
+    "Smartfren": ("smart", "smart", "smart", "#777"),
+    "Indosat Ooredoo": ("indosatgprs", "", "", "*99#"),
+    "Axis": ("axis", "axis", "123456", "*99#"),
+}
+
 BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 
 #: Read from the modem by the modem component; not for people to set.

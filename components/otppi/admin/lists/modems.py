@@ -14,7 +14,6 @@ import re
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from peewee import IntegrityError
 
-from ...modem.internet import APN_PRESETS
 from ...store import modems
 from ...store.db import db
 from ...store.models import Modem, ModemStatus
@@ -108,7 +107,7 @@ def index():
 def _edit_page(row: Modem, form: Form, problem: str = "", status: int = 200):
     return render_template("lists/modem_edit.html", row=row, groups=groups(LAYOUT, row, form),
                            identity=[(label, getattr(row, name)) for name, label in IDENTITY],
-                           status=ModemStatus.get_or_none(ModemStatus.name == row.name), presets=APN_PRESETS,
+                           status=ModemStatus.get_or_none(ModemStatus.name == row.name), presets=modems.APN_PRESETS,
                            preset_error=form.errors.get("preset", ""), problem=problem, when=when,
                            good=GOOD_STATES), status
 
@@ -141,11 +140,11 @@ def preset(name: str):
     """Save the APN, its username and password and the dial number of one operator of the spec's table."""
     row = _modem(name)
     chosen = request.form.get("preset", "")
-    if chosen not in APN_PRESETS:
+    if chosen not in modems.APN_PRESETS:
         shown = Form()  # the stored values, with the message beside the preset list
         shown.error("preset", "choose an operator from the list")
         return _edit_page(row, shown, status=400)
-    apn, username, password, dial = APN_PRESETS[chosen]
+    apn, username, password, dial = modems.APN_PRESETS[chosen]
     try:
         modems.update(row.name, {field: modems.parse_field(field, text) for field, text in (
             ("apn", apn), ("apn_username", username), ("apn_password", password), ("dial_number", dial))})
