@@ -18,8 +18,10 @@ from peewee import IntegrityError
 
 from . import __version__, keys, setup_code
 from .auth import hash_password
+from .cli_errors import CliError, one_line
 from .cli_mail import add_mail_commands
 from .cli_modem import add_modem_commands
+from .modem_tools import ToolError
 from .msisdn import normalize
 from .paths import Paths
 from .store import blocklist, modems, settings
@@ -27,10 +29,6 @@ from .store.db import db, open_database
 from .store.migrations import migrate, require_current
 from .store.models import Administrator, ApiUser, BlockedNumber, KeystoreEntry, Modem, SmsSettings
 from .store.sealed import SecretError, cleared_note
-
-
-class CliError(Exception):
-    """An error the user can act on: printed as one line, exit status 1."""
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -393,11 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.func is not cmd_migrate:
             _open(paths)
         print(args.func(args, paths))
-    except (CliError, SecretError) as exc:
-        print(f"otppi: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"otppi: {exc}", file=sys.stderr)
+    except (CliError, ToolError, settings.SettingError, SecretError, OSError) as exc:
+        print(f"otppi: {one_line(str(exc))}", file=sys.stderr)
         return 1
     return 0
 

@@ -7,12 +7,12 @@ These commands report their own errors, as :mod:`otppi.cli_modem` explains: each
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 from typing import Any, Callable
 
 from . import keys
+from .cli_errors import CliError
 from .contract import ContractError
 from .contract import validate as validate_request
 from .outcome import wait_for
@@ -21,25 +21,9 @@ from .store import email_accounts
 from .store.models import EmailAccount, EmailOutbox
 from .store.outbox import enqueue
 from .store.sealed import cleared_note
-from .store.settings import SettingError
 
 #: Exit status of ``otppi email send`` when the message is queued but its outcome is not known yet.
 EXIT_QUEUED = 2
-
-
-class CommandError(Exception):
-    """An error the user can act on: printed as ``otppi: <reason>``, exit status 1."""
-
-
-def _command(func: Callable[[argparse.Namespace, Paths], str]) -> Callable[[argparse.Namespace, Paths], str]:
-    @functools.wraps(func)
-    def run(args: argparse.Namespace, paths: Paths) -> str:
-        try:
-            return func(args, paths)
-        except (CommandError, SettingError) as exc:
-            print(f"otppi: {' '.join(str(exc).split())}", file=sys.stderr)
-            raise SystemExit(1) from None
-    return run
 
 
 # ---------------------------------------------------------------- accounts
@@ -65,15 +49,14 @@ def _account_dict(row: EmailAccount) -> dict[str, Any]:
 def _read_password() -> str:
     password = sys.stdin.readline().rstrip("\r\n")
     if not password:
-        raise CommandError("the password on standard input is empty")
+        raise CliError("the password on standard input is empty")
     return email_accounts.password(password)
 
 
-@_command
 def cmd_account_add(args: argparse.Namespace, paths: Paths) -> str:
     authentication = not args.no_auth
     if authentication and not args.password_stdin:
-        raise CommandError("give the password on standard input with --password-stdin (or use --no-auth)")
+        raise CliError("give the password on standard input with --password-stdin (or use --no-auth)")
     password = _read_password() if authentication else ""
     starttls = (not args.ssl) if args.starttls is None else args.starttls
     port = args.port if args.port is not None else (465 if args.ssl else 587)
@@ -88,7 +71,6 @@ def cmd_account_add(args: argparse.Namespace, paths: Paths) -> str:
     return line
 
 
-@_command
 def cmd_account_list(args: argparse.Namespace, paths: Paths) -> str:
     accounts = [_account_dict(row) for row in EmailAccount.select().order_by(EmailAccount.id)]
     if args.json:
@@ -107,10 +89,9 @@ def cmd_account_list(args: argparse.Namespace, paths: Paths) -> str:
     return "\n".join(lines)
 
 
-@_command
 def cmd_account_set(args: argparse.Namespace, paths: Paths) -> str:
     if args.field == "sender_password":
-        raise CommandError("change a password with 'otppi email-account password ID --password-stdin'")
+        raise CliError("change a password with 'otppi email-account password ID --password-stdin'")
     value = email_accounts.parse_field(args.field, args.value)
     if args.field == "sender_account":
         value = value.lower()
@@ -122,15 +103,13 @@ def cmd_account_set(args: argparse.Namespace, paths: Paths) -> str:
     return line
 
 
-@_command
 def cmd_account_password(args: argparse.Namespace, paths: Paths) -> str:
     if not args.password_stdin:
-        raise CommandError("give the password on standard input with --password-stdin")
+        raise CliError("give the password on standard input with --password-stdin")
     row = email_accounts.set_password(args.account, _read_password())
     return f"email account {row.id} {row.sender_account!r}: password changed"
 
 
-@_command
 def cmd_account_remove(args: argparse.Namespace, paths: Paths) -> str:
     row = email_accounts.remove(args.account)
     return f"email account {row.id} {row.sender_account!r} removed"
@@ -139,7 +118,6 @@ def cmd_account_remove(args: argparse.Namespace, paths: Paths) -> str:
 # ---------------------------------------------------------------- manual email
 
 
-@_command
 def cmd_email_send(args: argparse.Namespace, paths: Paths) -> str:
     data = {"receiver": args.receiver, "message": args.text}
     if args.subject is not None:
@@ -147,10 +125,10 @@ def cmd_email_send(args: argparse.Namespace, paths: Paths) -> str:
     try:
         request = validate_request({"command": "send-email", "data": data})
     except ContractError as exc:
-        raise CommandError(str(exc).replace("data.receiver", "the receiver").replace("data.message", "the text")
+        raise CliError(str(exc).replace("data.receiver", "the receiver").replace("data.message", "the text")
                            .replace("data.subject", "the subject")) from None
     if not 0 <= args.wait <= 3600:
-        raise CommandError("--wait must be 0 to 3600 seconds")
+        raise CliError("--wait must be 0 to 3600 seconds")
     receiver = request.data["receiver"]
     queued = enqueue(paths, keys.otp_key(paths), EmailOutbox, request.data["message"], kind="email", source="cli",
                      receiver=receiver, subject=request.data.get("subject", ""))
@@ -162,7 +140,7 @@ def cmd_email_send(args: argparse.Namespace, paths: Paths) -> str:
     if state == "sent":
         return f"sent via {row.account}"
     if state in ("failed", "expired"):
-        raise CommandError(f"not sent to {receiver}: {row.last_error or state}")
+        raise CliError(f"not sent to {receiver}: {row.last_error or state}")
     print(f"queued (outcome not known after {args.wait:g} s)")
     raise SystemExit(EXIT_QUEUED)
 

@@ -5,15 +5,13 @@ Only the modem component touches serial ports (docs/architecture.md, Processes):
 call of the shared modem tools (:mod:`otppi.modem_tools`, which the admin web calls too) or, for a
 manual SMS, of :mod:`otppi.manual_sms`; this module only reads arguments and prints results.
 
-These commands report their own errors: ``python -m otppi.cli`` runs the command line as
-``__main__``, whose ``CliError`` is another class than ``otppi.cli.CliError``, so an error raised here
-would escape its ``main()``. Each command prints ``otppi: <reason>`` and exits with status 1 itself.
+Errors the user can act on are :class:`otppi.cli_errors.CliError` (or the shared tools' ``ToolError``),
+printed by ``otppi.cli.main`` as one line with exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import re
 import sys
@@ -22,7 +20,8 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import keys, manual_sms, modem_tools
-from .modem_tools import ToolError, printable
+from .cli_errors import CliError, one_line
+from .modem_tools import printable
 from .paths import Paths
 from .store.db import db
 from .store.models import InboxMessage, Modem, TimeSettings
@@ -30,30 +29,7 @@ from .store.models import InboxMessage, Modem, TimeSettings
 #: Exit status of ``otppi sms send`` when the message is queued but its outcome is not known yet.
 EXIT_QUEUED = 2
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _BARE = re.compile(r"[^\s\"'=\\]+")
-
-
-class CommandError(Exception):
-    """An error the user can act on: printed as ``otppi: <reason>``, exit status 1."""
-
-
-def _command(func: Callable[[argparse.Namespace, Paths], str]) -> Callable[[argparse.Namespace, Paths], str]:
-    @functools.wraps(func)
-    def run(args: argparse.Namespace, paths: Paths) -> str:
-        try:
-            return func(args, paths)
-        except (CommandError, ToolError) as exc:
-            print(f"otppi: {_one_line(str(exc))}", file=sys.stderr)
-            raise SystemExit(1) from None
-    return run
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def _one_line(text: str) -> str:
-    return " ".join(_CONTROL_CHARS.sub(" ", text).split("\n"))
 
 
 def _value(value: Any) -> str:
@@ -84,7 +60,6 @@ INFO_FIELDS = (("manufacturer", "manufacturer"), ("model", "model"), ("revision"
                ("smsc", "sms_center"), ("signal", "signal_dbm"), ("registration", "registration"))
 
 
-@_command
 def cmd_modem_info(args: argparse.Namespace, paths: Paths) -> str:
     info = modem_tools.info(paths, args.name)
     if args.json:
@@ -100,17 +75,16 @@ def _status_line(m: dict[str, Any], zone: ZoneInfo) -> str:
     if m.get("quarantined_until"):
         state += f" until {_time(m['quarantined_until'], zone)}"
     fields = [m["name"], state, "connected" if m.get("connected") else "not connected",
-              f"failures={m.get('failures', 0)}", f"error={_one_line(m.get('error') or '') or '-'}"]
+              f"failures={m.get('failures', 0)}", f"error={one_line(m.get('error') or '') or '-'}"]
     if "as_of" in m:
         fields.append(f"as of {_time(m['as_of'], zone)}")
     return "\t".join(fields)
 
 
-@_command
 def cmd_modem_status(args: argparse.Namespace, paths: Paths) -> str:
     found = modem_tools.status(paths)
     if not found.live:  # the component is down: what it last recorded, and say so
-        print(f"otppi: {_one_line(found.error)}; showing the last recorded status", file=sys.stderr)
+        print(f"otppi: {one_line(found.error)}; showing the last recorded status", file=sys.stderr)
     if args.json:
         return json.dumps({"live": found.live, "modems": found.modems})
     if not found.modems:
@@ -122,15 +96,14 @@ def cmd_modem_status(args: argparse.Namespace, paths: Paths) -> str:
 # ---------------------------------------------------------------- USSD
 
 
-@_command
 def cmd_ussd(args: argparse.Namespace, paths: Paths) -> str:
     if args.cancel == (args.code is not None):
-        raise CommandError("give a USSD code (or a menu option) or --cancel, not both")
+        raise CliError("give a USSD code (or a menu option) or --cancel, not both")
     if args.cancel:
         modem_tools.ussd_cancel(paths, args.name)
         return f"USSD session on {args.name} ended"
     if not 1 <= args.timeout <= 300:
-        raise CommandError("--timeout must be 1 to 300 seconds")
+        raise CliError("--timeout must be 1 to 300 seconds")
     answer = modem_tools.ussd(paths, args.name, args.code, args.timeout)
     if args.json:
         return json.dumps({"modem": args.name, "reply": answer.reply, "session": answer.session}, ensure_ascii=False)
@@ -144,20 +117,19 @@ def cmd_ussd(args: argparse.Namespace, paths: Paths) -> str:
 # ---------------------------------------------------------------- manual SMS
 
 
-@_command
 def cmd_sms_send(args: argparse.Namespace, paths: Paths) -> str:
     if not 0 <= args.wait <= 3600:
-        raise CommandError("--wait must be 0 to 3600 seconds")
+        raise CliError("--wait must be 0 to 3600 seconds")
     try:
         outcome = manual_sms.queue(paths, keys.otp_key(paths), args.receiver, args.text, via=args.modem or "",
                                    source="cli", wait=args.wait)
     except manual_sms.ManualSmsError as exc:
-        raise CommandError(str(exc)) from None
+        raise CliError(str(exc)) from None
     via = args.modem or ""
     if outcome.state == "sent":
         return f"sent via {outcome.modem}"
     if outcome.state in ("failed", "expired"):
-        raise CommandError(f"not sent to {outcome.receiver}{f' via {via}' if via else ''}: "
+        raise CliError(f"not sent to {outcome.receiver}{f' via {via}' if via else ''}: "
                            f"{outcome.error or outcome.state}")
     print(f"queued (outcome not known after {args.wait:g} s)")
     raise SystemExit(EXIT_QUEUED)
@@ -172,13 +144,12 @@ def _inbox_dict(m: InboxMessage) -> dict[str, Any]:
             "read": m.is_read}
 
 
-@_command
 def cmd_inbox_list(args: argparse.Namespace, paths: Paths) -> str:
     query = InboxMessage.select().order_by(InboxMessage.id)
     if args.modem:
         query = query.where(InboxMessage.modem == args.modem)
         if not query.exists() and Modem.get_or_none(Modem.name == args.modem) is None:
-            raise CommandError(f"no modem named {args.modem[:40]!r}")
+            raise CliError(f"no modem named {args.modem[:40]!r}")
     messages = [_inbox_dict(m) for m in query]
     if args.json:
         return json.dumps(messages, ensure_ascii=False)
@@ -196,15 +167,13 @@ def cmd_inbox_list(args: argparse.Namespace, paths: Paths) -> str:
     )
 
 
-@_command
 def cmd_inbox_delete(args: argparse.Namespace, paths: Paths) -> str:
     with db.atomic():
         if not InboxMessage.delete().where(InboxMessage.id == args.id).execute():
-            raise CommandError(f"no inbox message {args.id}")
+            raise CliError(f"no inbox message {args.id}")
     return f"inbox message {args.id} deleted"
 
 
-@_command
 def cmd_inbox_refresh(args: argparse.Namespace, paths: Paths) -> str:
     stored = modem_tools.refresh_inbox(paths, args.name)
     return f"{stored} message(s) moved from the SIM of {args.name} to the inbox"
@@ -213,7 +182,6 @@ def cmd_inbox_refresh(args: argparse.Namespace, paths: Paths) -> str:
 # ---------------------------------------------------------------- IMEI tool
 
 
-@_command
 def cmd_modem_imei(args: argparse.Namespace, paths: Paths) -> str:
     return modem_tools.set_imei(paths, args.name, args.imei)
 
@@ -223,13 +191,12 @@ def cmd_modem_imei(args: argparse.Namespace, paths: Paths) -> str:
 
 def _read_pins(args: argparse.Namespace) -> tuple[str, str]:
     if not args.pin_stdin:
-        raise CommandError("give the PIN on standard input with --pin-stdin (never on the command line)")
+        raise CliError("give the PIN on standard input with --pin-stdin (never on the command line)")
     pin = sys.stdin.readline().rstrip("\r\n")
     new = sys.stdin.readline().rstrip("\r\n") if args.action == "change" else ""
     return pin, new
 
 
-@_command
 def cmd_sim_pin(args: argparse.Namespace, paths: Paths) -> str:
     pin, new = _read_pins(args)
     return modem_tools.change_sim_pin(paths, args.name, args.action, pin, new)
@@ -238,9 +205,8 @@ def cmd_sim_pin(args: argparse.Namespace, paths: Paths) -> str:
 # ---------------------------------------------------------------- mobile internet
 
 
-@_command
 def cmd_internet(args: argparse.Namespace, paths: Paths) -> str:
-    return _one_line(modem_tools.internet(paths, args.name, args.action).describe())
+    return one_line(modem_tools.internet(paths, args.name, args.action).describe())
 
 
 # ---------------------------------------------------------------- parser
