@@ -71,11 +71,6 @@ class OutcomeWatcher:
         with self._lock:
             self._watches.pop(token, None)
 
-    @property
-    def watching(self) -> int:
-        with self._lock:
-            return len(self._watches)
-
     def wait(self, table: Outbox, row_id: int, timeout: float) -> str:
         """The row's state once final, or its current state when *timeout* runs out (blocks the thread)."""
         done = threading.Event()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Any
 
@@ -67,14 +66,3 @@ def phone_field(form: Form, name: str) -> str:
 
 def email_field(form: Form, name: str) -> str:
     return _optional(form, name, _email, "an email address such as admin@example.com")
-
-
-def ip_field(form: Form, name: str, required: bool = True) -> str:
-    value = form.get(name).strip()
-    if not value and not required:
-        return ""
-    try:
-        ipaddress.IPv4Address(value)
-    except ValueError:
-        form.error(name, "an IPv4 address such as 192.168.0.11")
-    return value

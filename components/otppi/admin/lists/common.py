@@ -19,10 +19,6 @@ from ...store import settings
 from ...store.models import TimeSettings
 from ..forms import Form
 
-SECRET_PLACEHOLDER_SET = "(set: leave empty to keep)"
-SECRET_PLACEHOLDER_UNSET = "(not set)"
-
-
 @dataclass(frozen=True)
 class Spec:
     """One field of a form: its column, label, and how it is entered."""

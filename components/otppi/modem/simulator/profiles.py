@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 
 from ...luhn import luhn_digit
 
-CNMI_DEFAULT = (2, 1, 0, 0, 0)
-
 
 @dataclass(frozen=True)
 class Profile:
