@@ -1,6 +1,6 @@
 import sys
 
-from . import burst, feeders, modem
+from . import admin_login, burst, feeders, modem, rest_login
 from .run import main
 
 options, rest_argv = modem.parse_known_args(sys.argv[1:])
@@ -15,4 +15,8 @@ if options.only in (None, "burst"):
     status |= burst.main(options.quick)
 if options.only in (None, "feeders"):
     status |= feeders.main(options.quick)
+if options.only in (None, "login"):
+    samples = ["--samples", "10"] if options.quick else []
+    status |= rest_login.main(samples)
+    status |= admin_login.main(samples)
 sys.exit(status)

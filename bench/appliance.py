@@ -20,6 +20,15 @@ PASSWORD = "bench password, loopback only"
 START_TIMEOUT_S = 30.0
 
 
+def memory_max_mib(unit: str) -> int:
+    """The MemoryMax (in MiB, written as ``NNNM``) of one of the project's units, e.g. ``otppi-api``."""
+    path = Path(__file__).resolve().parent.parent / "units" / f"{unit}.service"
+    for line in path.read_text().splitlines():
+        if line.startswith("MemoryMax=") and line.endswith("M"):
+            return int(line[len("MemoryMax="):-1])
+    raise ValueError(f"{path} sets no MemoryMax in MiB")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

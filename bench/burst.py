@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from otppi import codes
 
-from .appliance import PASSWORD, USER
+from .appliance import PASSWORD, USER, memory_max_mib
 from .modem import Gateway, percentile
 from .run import machine
 
@@ -33,8 +33,7 @@ NETWORK_DELAY_S = 3.0
 WAIT_TIMEOUT_S = 20.0
 #: How late past Wait Timeout an answer may come (the goal).
 GRACE_S = 1.0
-#: The api unit's MemoryMax (units/otppi-api.service).
-MEMORY_MAX_MIB = 150
+MEMORY_MAX_MIB = memory_max_mib("otppi-api")
 
 
 @dataclass

@@ -377,7 +377,7 @@ def parser() -> argparse.ArgumentParser:
                        help=f"scale the modem benchmarks down for a smoke run ({QUICK.overhead_messages} "
                             f"messages one by one, {QUICK.burst_messages} queued at {QUICK.network_delay_s:g} s "
                             f"network delay)")
-    group.add_argument("--only", choices=("rest", "modem", "burst", "feeders"), help="run one part of the benchmark")
+    group.add_argument("--only", choices=("rest", "modem", "burst", "feeders", "login"), help="run one part of the benchmark")
     return p
 
 
