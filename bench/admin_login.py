@@ -24,12 +24,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-from .appliance import free_port
+from .appliance import at_once, free_port
 
 ADMIN, PASSWORD = "bench-admin", "a long bench passphrase"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -75,20 +74,8 @@ class Browser:
 
 
 def _burst(port: int, sources: list[str]) -> list[int]:
-    browsers = [Browser(port, source) for source in sources]
-    start = threading.Barrier(len(browsers))
-    statuses: list[int] = []
-
-    def go(b: Browser) -> None:
-        start.wait()
-        statuses.append(b.login(ADMIN, "a wrong guess")[0])
-
-    threads = [threading.Thread(target=go, args=(b,)) for b in browsers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return statuses
+    browsers = [Browser(port, source) for source in sources]  # each has its form before the burst starts
+    return [status for status, _ in at_once([lambda b=b: b.login(ADMIN, "a wrong guess") for b in browsers])]
 
 
 def main(argv: list[str] | None = None) -> int:

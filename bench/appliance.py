@@ -12,8 +12,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
 
 USER = "bench"
 PASSWORD = "bench password, loopback only"
@@ -27,6 +31,23 @@ def memory_max_mib(unit: str) -> int:
         if line.startswith("MemoryMax=") and line.endswith("M"):
             return int(line[len("MemoryMax="):-1])
     raise ValueError(f"{path} sets no MemoryMax in MiB")
+
+
+def at_once(calls: list[Callable[[], T]]) -> list[T]:
+    """Run every call at the same moment, each on a thread of its own; their results, in order."""
+    start = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def go(i: int) -> None:
+        start.wait()
+        results[i] = calls[i]()
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
 
 
 def free_port() -> int:

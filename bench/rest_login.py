@@ -21,11 +21,10 @@ import base64
 import http.client
 import statistics
 import sys
-import threading
 import time
 from collections import Counter
 
-from .appliance import USER, Appliance, memory_max_mib
+from .appliance import PASSWORD, USER, Appliance, at_once, memory_max_mib
 
 MEMORY_MAX_MIB = memory_max_mib("otppi-api")
 ECHO = b'{"command": "echo", "data": {}}'
@@ -49,22 +48,8 @@ def _post(port: int, username: str, password: str) -> tuple[int | str, float]:
 
 
 def _flood(port: int, count: int) -> Counter:
-    start = threading.Barrier(count)
-    answers: Counter = Counter()
-    lock = threading.Lock()
-
-    def go(i: int) -> None:
-        start.wait()
-        status, _ = _post(port, f"guess{i}", f"wrong password {i}")
-        with lock:
-            answers[status] += 1
-
-    threads = [threading.Thread(target=go, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return answers
+    return Counter(status for status, _ in at_once([lambda i=i: _post(port, f"guess{i}", f"wrong password {i}")
+                                                    for i in range(count)]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flood", type=int, default=200, help="distinct wrong credentials at once (default 200)")
     args = parser.parse_args(argv)
     with Appliance() as app:
-        status, _ = _post(app.port, USER, "bench password, loopback only")  # warm: argon2 loaded once
+        status, _ = _post(app.port, USER, PASSWORD)  # warm: argon2 loaded once
         assert status == 200, status
         timings: dict[str, list[float]] = {"unknown": [], "known": []}
         for i in range(args.samples):
@@ -91,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
               f"api VmRSS {before / 1024:.0f} -> {app.status('VmRSS') / 1024:.0f} MiB, "
               f"peak (VmHWM) {app.status('VmHWM') / 1024:.0f} MiB of MemoryMax {MEMORY_MAX_MIB} MiB; "
               f"{app.status('Threads')} threads")
-        status, _ = _post(app.port, USER, "bench password, loopback only")
+        status, _ = _post(app.port, USER, PASSWORD)
         print(f"the real user right after the flood: {status}")
         unanswered = sum(v for k, v in answers.items() if k not in (401, 503))
         return 1 if unanswered or status != 200 else 0

@@ -1,7 +1,9 @@
 """``otppi``: the command line for headless provisioning.
 
 Every command reads ``OTPPI_ROOT``, prints one clear line (lists print one
-line per item) and exits non-zero on error.
+line per item) and exits non-zero on error: :func:`main` prints the errors a
+user can act on (:class:`otppi.cli_errors.CliError`, and the store's setting,
+secret and modem-tool errors, which already say what to fix) as one line.
 """
 
 from __future__ import annotations
@@ -134,11 +136,8 @@ def cmd_api_user_list(args: argparse.Namespace, paths: Paths) -> str:
 
 
 def cmd_settings_get(args: argparse.Namespace, paths: Paths) -> str:
-    try:
-        value = settings.get(args.key)
-        secret = settings.is_secret(args.key)
-    except settings.SettingError as exc:
-        raise CliError(str(exc)) from None
+    value = settings.get(args.key)
+    secret = settings.is_secret(args.key)
     return ("(set)" if value else "") if secret else _show(value)
 
 
@@ -147,11 +146,8 @@ def cmd_settings_set(args: argparse.Namespace, paths: Paths) -> str:
         raise CliError("give the value either as an argument or with --value-stdin (for passwords)")
     text = sys.stdin.readline().rstrip("\r\n") if args.value_stdin else args.value
     section, _, name = args.key.partition(".")
-    try:
-        value = settings.parse_value(args.key, text)
-        cleared = settings.set_many(section, {name: value})
-    except settings.SettingError as exc:
-        raise CliError(str(exc)) from None
+    value = settings.parse_value(args.key, text)
+    cleared = settings.set_many(section, {name: value})
     line = f"{args.key} = {'(set)' if settings.is_secret(args.key) else _show(value)}"
     if cleared:
         keys_ = [f"{section}.{secret}" for secret in cleared]
@@ -195,12 +191,9 @@ def cmd_block_list(args: argparse.Namespace, paths: Paths) -> str:
 def cmd_modem_add(args: argparse.Namespace, paths: Paths) -> str:
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", args.name):
         raise CliError("a modem name is 1 to 64 letters, digits, '.', '_' or '-'")
-    try:
-        port = modems.parse_field("port", args.port)
-        baud = modems.parse_field("baud_rate", str(args.baud))
-        prefixes = modems.parse_field("prefixes", ",".join(args.prefix or []))
-    except settings.SettingError as exc:
-        raise CliError(str(exc)) from None
+    port = modems.parse_field("port", args.port)
+    baud = modems.parse_field("baud_rate", str(args.baud))
+    prefixes = modems.parse_field("prefixes", ",".join(args.prefix or []))
     try:
         with db.atomic():
             Modem.create(name=args.name, port=port, prefixes=prefixes,
@@ -213,11 +206,8 @@ def cmd_modem_add(args: argparse.Namespace, paths: Paths) -> str:
 
 
 def cmd_modem_set(args: argparse.Namespace, paths: Paths) -> str:
-    try:
-        value = modems.parse_field(args.field, args.value)
-        cleared = modems.update(args.name, {args.field: value})
-    except settings.SettingError as exc:
-        raise CliError(str(exc)) from None
+    value = modems.parse_field(args.field, args.value)
+    cleared = modems.update(args.name, {args.field: value})
     shown = "(set)" if args.field in Modem.SECRETS and value else _show(value)
     line = f"modem {args.name!r}: {args.field} = {shown}"
     if cleared:

@@ -1,7 +1,7 @@
 """``otppi`` commands for email: the SMTP accounts of the mailer's pool, and a manual email.
 
-These commands report their own errors, as :mod:`otppi.cli_modem` explains: each prints
-``otppi: <reason>`` and exits with status 1 itself.
+Errors the user can act on are :class:`otppi.cli_errors.CliError` (or the store's ``SettingError``),
+printed by ``otppi.cli.main`` as one line with exit status 1.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def cmd_email_send(args: argparse.Namespace, paths: Paths) -> str:
         request = validate_request({"command": "send-email", "data": data})
     except ContractError as exc:
         raise CliError(str(exc).replace("data.receiver", "the receiver").replace("data.message", "the text")
-                           .replace("data.subject", "the subject")) from None
+                       .replace("data.subject", "the subject")) from None
     if not 0 <= args.wait <= 3600:
         raise CliError("--wait must be 0 to 3600 seconds")
     receiver = request.data["receiver"]

@@ -130,7 +130,7 @@ def cmd_sms_send(args: argparse.Namespace, paths: Paths) -> str:
         return f"sent via {outcome.modem}"
     if outcome.state in ("failed", "expired"):
         raise CliError(f"not sent to {outcome.receiver}{f' via {via}' if via else ''}: "
-                           f"{outcome.error or outcome.state}")
+                       f"{outcome.error or outcome.state}")
     print(f"queued (outcome not known after {args.wait:g} s)")
     raise SystemExit(EXIT_QUEUED)
 
